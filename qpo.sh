@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Entry point for a fresh Debian 12 clone: installs what qpo needs, builds, and runs.
+#   ./qpo.sh demo     the main job on embedded defaults (throwaway PostgreSQL cluster)
+#   ./qpo.sh test     the whole test suite (ctest)
+#   ./qpo.sh test-sanitize   the suite again under ASan+UBSan
+#   ./qpo.sh build | deps
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+
+debian_packages=(
+  build-essential cmake pkg-config git
+  libpq-dev libcurl4-openssl-dev libevent-dev libcmocka-dev libjansson-dev libpcre2-dev
+  libssl-dev libopenblas-dev
+  postgresql postgresql-contrib
+  nodejs npm
+)
+
+deps() {
+  local missing=()
+  for p in "${debian_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  # Debian's nodejs may be absent while a newer node is installed another way; either serves.
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    local keep=()
+    for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || keep+=("$p"); done
+    missing=("${keep[@]+"${keep[@]}"}")
+  fi
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "qpo.sh: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  local dir=${1:-build} ; shift || true
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
+
+run_tests() {
+  local dir=$1
+  (cd "$dir" && ctest --output-on-failure -j"${QPO_TEST_JOBS:-2}")
+}
+
+case "${1:-help}" in
+  deps) deps ;;
+  build) deps; build build ;;
+  test) deps; build build; run_tests build ;;
+  test-sanitize)
+    deps; build build-asan -DQPO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests build-asan ;;
+  demo) deps; build build; shift; exec scripts/demo.sh "$@" ;;
+  *) sed -n '2,8p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,40 @@
+#ifndef QPO_PGTEST_H
+#define QPO_PGTEST_H
+
+/* A throwaway PostgreSQL cluster for integration tests: initdb into a temp dir, pg_ctl start on
+ * a unix socket in that dir (no TCP), torn down by qpo_pgtest_stop() or at exit. When run as
+ * root (CI, sessions) the cluster runs as the `postgres` user, since initdb refuses root.
+ * PostgreSQL binaries: $QPO_PG_BINDIR, else `pg_config --bindir`'s sibling server dir
+ * /usr/lib/postgresql/<major>/bin, else PATH. */
+
+#include <stdbool.h>
+
+typedef struct qpo_pgtest qpo_pgtest;
+
+/* Starts a cluster; aborts the test program with a message if it cannot (a test that cannot
+ * reach its database must fail loudly, not pass). */
+qpo_pgtest *qpo_pgtest_start(void);
+
+/* A new database with every migration applied, cloned from a migrated template so each test
+ * gets a clean schema in milliseconds. Returns its conninfo (static storage per call: copy it
+ * if you keep it across calls). */
+const char *qpo_pgtest_new_db(qpo_pgtest *pg);
+
+/* The conninfo of the cluster's `postgres` database (no migrations). */
+const char *qpo_pgtest_admin_conninfo(qpo_pgtest *pg);
+
+/* Restarts the server (pg_ctl restart -m fast): existing connections are dropped. */
+void qpo_pgtest_restart(qpo_pgtest *pg);
+/* Stops the server, immediate mode (simulates a crash); qpo_pgtest_start_again() brings it back. */
+void qpo_pgtest_crash(qpo_pgtest *pg);
+void qpo_pgtest_start_again(qpo_pgtest *pg);
+
+void qpo_pgtest_stop(qpo_pgtest *pg);
+
+/* Where ../shared/data is, or NULL when absent (tests then skip with a message). */
+const char *qpo_test_shared_data(void);
+
+/* The path of the built qpo binary (for tests that run it as a process). */
+const char *qpo_test_binary(void);
+
+#endif
