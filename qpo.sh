@@ -41,6 +41,16 @@ build() {
   cmake --build "$dir" -j"$(nproc)"
 }
 
+# Node packages the tests use as independent references (the official OpenAI client, a
+# reference GPT-2 tokenizer): every package-lock.json under tests/ and bench/, installed once.
+npm_deps() {
+  local lock
+  while IFS= read -r lock; do
+    local dir; dir=$(dirname "$lock")
+    [ -d "$dir/node_modules" ] || (cd "$dir" && npm ci --silent --no-audit --no-fund >/dev/null)
+  done < <(find tests bench -name package-lock.json -not -path '*/node_modules/*' 2>/dev/null)
+}
+
 run_tests() {
   local dir=$1
   (cd "$dir" && ctest --output-on-failure -j"${QPO_TEST_JOBS:-2}")
@@ -49,9 +59,9 @@ run_tests() {
 case "${1:-help}" in
   deps) deps ;;
   build) deps; build build ;;
-  test) deps; build build; run_tests build ;;
+  test) deps; npm_deps; build build; run_tests build ;;
   test-sanitize)
-    deps; build build-asan -DQPO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+    deps; npm_deps; build build-asan -DQPO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests build-asan ;;
   demo) deps; build build; shift; exec scripts/demo.sh "$@" ;;
   *) sed -n '2,8p' "$0"; exit 2 ;;

@@ -17,10 +17,12 @@ int qpo_cmd_policy(int argc, char **argv);
 int qpo_cmd_bench_policy(int argc, char **argv);
 int qpo_cmd_bench_tokenizer(int argc, char **argv);
 
-/* workers/llm (target-LLM client and simulated LLM) */
+/* workers/llm (target-LLM client) */
 int qpo_cmd_target(int argc, char **argv);
-int qpo_cmd_sim_llm(int argc, char **argv);
 int qpo_cmd_bench_llm(int argc, char **argv);
+
+/* workers/sim_llm (the simulated target LLM) */
+int qpo_cmd_sim_llm(int argc, char **argv);
 
 /* scheduler/ */
 int qpo_cmd_submit(int argc, char **argv);

@@ -30,6 +30,8 @@ static const command commands[] = {
 #endif
 #ifdef QPO_HAVE_LLM
     {"target", qpo_cmd_target, "check, score or chat with a target LLM endpoint"},
+#endif
+#ifdef QPO_HAVE_SIMLLM
     {"sim-llm", qpo_cmd_sim_llm, "serve the simulated OpenAI-compatible target LLM"},
 #endif
 #ifdef QPO_HAVE_SCHEDULER
