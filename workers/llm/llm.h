@@ -175,9 +175,9 @@ void qpo_llm_client_free(qpo_llm_client *c);
 /* Label scoring: POST /v1/completions {prompt: context + continuation, echo: true, logprobs:
  * 1, max_tokens: 1, temperature: 0}. The result's tokens are the echoed tokens whose
  * text_offset lies in [len(context), len(context + continuation)) (offsets in Unicode code
- * points, as vLLM and OpenAI count them), mean_nll their mean negative logprob. done is always
- * called exactly once (possibly before this returns, on a cache hit). -1 only for bad
- * arguments. */
+ * points, as vLLM and OpenAI count them), mean_nll their mean negative logprob. done is called
+ * exactly once, from the loop, never before this returns (cache hits included). -1 (and no
+ * done) only for bad arguments. */
 int qpo_llm_score(qpo_llm_client *c, const char *context, const char *continuation,
                   qpo_llm_done_fn done, void *user, qpo_err *err);
 
