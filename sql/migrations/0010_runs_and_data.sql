@@ -12,7 +12,11 @@ CREATE TABLE qpo.experiments (
     error text,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
-    CHECK ((state = 'invalid') = (error IS NOT NULL) OR state = 'failed')
+    -- The config with every default filled in (scheduler/config.c), written when the
+    -- experiment is planned: workers read hyper-parameters from here, never re-derive them.
+    resolved_config jsonb CHECK (resolved_config IS NULL OR jsonb_typeof(resolved_config) = 'object'),
+    CHECK ((state = 'invalid') = (error IS NOT NULL) OR state = 'failed'),
+    CHECK (state IN ('submitted', 'invalid', 'cancelled') OR resolved_config IS NOT NULL)
 );
 
 -- Target LLM endpoints, upserted from experiment configs. API keys are never stored: config
@@ -39,8 +43,15 @@ CREATE TABLE qpo.runs (
     error text,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
+    -- The sampling shape, copied from the resolved config so the selection functions
+    -- (qpo.collect_batch, qpo.test_sample) need nothing but the run.
+    collect_batches integer NOT NULL DEFAULT 10 CHECK (collect_batches >= 1),
+    collect_batch_size integer NOT NULL DEFAULT 100 CHECK (collect_batch_size >= 1),
+    test_size integer NOT NULL DEFAULT 100 CHECK (test_size >= 1),
+    test_shards integer NOT NULL DEFAULT 4 CHECK (test_shards >= 1),
     UNIQUE (experiment_id, task, setting, target, seed)
 );
+CREATE INDEX runs_experiment ON qpo.runs (experiment_id);
 
 ALTER TABLE qpo.jobs ADD CONSTRAINT jobs_run_id_fkey
     FOREIGN KEY (run_id) REFERENCES qpo.runs (id);

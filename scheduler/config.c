@@ -1,0 +1,502 @@
+/* Experiment config validation: each section is checked by its own function, which copies
+ * the user's values over the recipe's defaults and names the offending field on error. */
+#include "config.h"
+
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tasks.h"
+
+#define NAME_PATTERN "^[A-Za-z0-9_.:-]+$"
+
+static int bad(qpo_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad(qpo_err *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char msg[sizeof(err->msg)];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    qpo_err_set(err, QPO_EXIT_USAGE, "%s", msg);
+    qpo_err_hint(err, "the config format is described in config/README.md");
+    return -1;
+}
+
+const char *qpo_config_known_tasks(void) {
+    static char list[256];
+    if (!list[0]) {
+        size_t n = 0;
+        const qpo_task *all = qpo_task_all(&n);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                strcat(list, ", ");
+            strcat(list, all[i].name);
+        }
+    }
+    return list;
+}
+
+int qpo_config_task_is_math(const char *task) {
+    const qpo_task *t = qpo_task_find(task);
+    return t && t->type == QPO_TASK_MATH;
+}
+
+static int matches_name(const char *s) {
+    regex_t re;
+    if (regcomp(&re, NAME_PATTERN, REG_EXTENDED | REG_NOSUB))
+        return 0;
+    int ok = regexec(&re, s, 0, NULL, 0) == 0;
+    regfree(&re);
+    return ok;
+}
+
+/* Refuses keys outside `known` (NULL-terminated): a typo must not silently fall back to a
+ * default. */
+static int check_keys(const json_t *obj, const char *where, const char *const *known,
+                      qpo_err *err) {
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)obj, key, val) {
+        int found = 0;
+        for (const char *const *k = known; *k; k++)
+            found |= !strcmp(*k, key);
+        if (!found) {
+            char list[512] = "";
+            for (const char *const *k = known; *k; k++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                         k == known ? "" : ", ", *k);
+            return bad(err, "%s%s%s: unknown key; known: %s", where, *where ? "." : "", key, list);
+        }
+    }
+    return 0;
+}
+
+static json_t *string_list(const json_t *cfg, const char *key, qpo_err *err) {
+    json_t *v = json_object_get(cfg, key);
+    if (!v)
+        return bad(err, "%s: missing (a list of strings)", key), NULL;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return bad(err, "%s: must be a non-empty list", key), NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        if (!json_is_string(e))
+            return bad(err, "%s[%zu]: must be a string", key, i), NULL;
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(e, json_array_get(v, j)))
+                return bad(err, "%s[%zu]: \"%s\" is listed twice", key, i, json_string_value(e)),
+                       NULL;
+    }
+    return json_deep_copy(v);
+}
+
+static int check_tasks(const json_t *cfg, json_t *out, qpo_err *err) {
+    json_t *tasks = string_list(cfg, "tasks", err);
+    if (!tasks)
+        return -1;
+    size_t i;
+    json_t *e;
+    json_array_foreach(tasks, i, e) {
+        if (!qpo_task_find(json_string_value(e))) {
+            bad(err, "tasks[%zu]: unknown task \"%s\"; known: %s", i, json_string_value(e),
+                qpo_config_known_tasks());
+            json_decref(tasks);
+            return -1;
+        }
+    }
+    json_object_set_new(out, "tasks", tasks);
+    return 0;
+}
+
+static int check_settings(const json_t *cfg, json_t *out, qpo_err *err) {
+    json_t *settings = string_list(cfg, "settings", err);
+    if (!settings)
+        return -1;
+    size_t i;
+    json_t *e;
+    json_array_foreach(settings, i, e) {
+        const char *s = json_string_value(e);
+        if (strcmp(s, "zero_shot") && strcmp(s, "few_shot")) {
+            bad(err, "settings[%zu]: unknown setting \"%s\"; known: zero_shot, few_shot", i, s);
+            json_decref(settings);
+            return -1;
+        }
+    }
+    json_object_set_new(out, "settings", settings);
+    return 0;
+}
+
+static int check_seeds(const json_t *cfg, json_t *out, qpo_err *err) {
+    json_t *v = json_object_get(cfg, "seeds");
+    if (!v)
+        return bad(err, "seeds: missing (a list of integers, e.g. [0, 1, 2])");
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return bad(err, "seeds: must be a non-empty list of integers");
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 2147483647)
+            return bad(err, "seeds[%zu]: must be an integer >= 0", i);
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(e, json_array_get(v, j)))
+                return bad(err, "seeds[%zu]: %lld is listed twice", i,
+                           (long long)json_integer_value(e));
+    }
+    json_object_set(out, "seeds", v);
+    return 0;
+}
+
+/* An integer field in [lo, hi], defaulting to def when absent. */
+static int int_field(const json_t *obj, const char *where, const char *key, long long def,
+                     long long lo, long long hi, json_t *out, qpo_err *err) {
+    json_t *v = json_object_get(obj, key);
+    long long val = def;
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+            return bad(err, "%s%s%s: must be an integer in [%lld, %lld]", where, *where ? "." : "",
+                       key, lo, hi);
+        val = json_integer_value(v);
+    }
+    json_object_set_new(out, key, json_integer(val));
+    return 0;
+}
+
+static int real_field(const json_t *obj, const char *where, const char *key, double def, double lo,
+                      double hi, json_t *out, qpo_err *err) {
+    json_t *v = json_object_get(obj, key);
+    double val = def;
+    if (v) {
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < lo ||
+            json_number_value(v) > hi)
+            return bad(err, "%s.%s: must be a number in [%g, %g]", where, key, lo, hi);
+        val = json_number_value(v);
+    }
+    json_object_set_new(out, key, json_real(val));
+    return 0;
+}
+
+static int string_field(const json_t *obj, const char *where, const char *key, const char *def,
+                        json_t *out, qpo_err *err) {
+    json_t *v = json_object_get(obj, key);
+    if (!v && !def)
+        return bad(err, "%s.%s: missing", where, key);
+    if (v && (!json_is_string(v) || !json_string_length(v)))
+        return bad(err, "%s.%s: must be a non-empty string", where, key);
+    json_object_set_new(out, key, json_string(v ? json_string_value(v) : def));
+    return 0;
+}
+
+static const char *const target_keys[] = {"name",
+                                          "base_url",
+                                          "model",
+                                          "api_key_env",
+                                          "api_key_file",
+                                          "api_key",
+                                          "max_inflight",
+                                          "requests_per_s",
+                                          "tokens_per_min",
+                                          "connect_timeout_ms",
+                                          "timeout_ms",
+                                          "retry_budget",
+                                          NULL};
+
+static int check_target(const json_t *t, const char *where, json_t *out, qpo_err *err) {
+    if (!json_is_object(t))
+        return bad(err, "%s: must be an object with name, base_url and model", where);
+    if (check_keys(t, where, target_keys, err) < 0)
+        return -1;
+    if (json_object_get(t, "api_key")) {
+        bad(err, "%s.api_key: keys are never stored in the database", where);
+        qpo_err_hint(err, "name an environment variable (api_key_env) or a file (api_key_file) "
+                          "that the reward workers read");
+        return -1;
+    }
+    if (string_field(t, where, "name", NULL, out, err) < 0 ||
+        string_field(t, where, "base_url", NULL, out, err) < 0 ||
+        string_field(t, where, "model", NULL, out, err) < 0)
+        return -1;
+    const char *name = json_string_value(json_object_get(out, "name"));
+    if (!matches_name(name))
+        return bad(err, "%s.name: \"%s\" may hold only letters, digits and _ . : -", where, name);
+    const char *url = json_string_value(json_object_get(out, "base_url"));
+    if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+        return bad(err, "%s.base_url: \"%s\" must start with http:// or https://", where, url);
+    int has_env = json_object_get(t, "api_key_env") != NULL;
+    int has_file = json_object_get(t, "api_key_file") != NULL;
+    if (has_env && has_file)
+        return bad(err, "%s: give api_key_env or api_key_file, not both", where);
+    if ((has_env && string_field(t, where, "api_key_env", NULL, out, err) < 0) ||
+        (has_file && string_field(t, where, "api_key_file", NULL, out, err) < 0))
+        return -1;
+    /* Limits: 0 means "no limit" where a limit is optional. */
+    return int_field(t, where, "max_inflight", 8, 1, 4096, out, err) < 0 ||
+                   real_field(t, where, "requests_per_s", 0, 0, 1e6, out, err) < 0 ||
+                   int_field(t, where, "tokens_per_min", 0, 0, 1000000000, out, err) < 0 ||
+                   int_field(t, where, "connect_timeout_ms", 10000, 1, 600000, out, err) < 0 ||
+                   int_field(t, where, "timeout_ms", 120000, 1, 3600000, out, err) < 0 ||
+                   int_field(t, where, "retry_budget", 5, 0, 1000, out, err) < 0
+               ? -1
+               : 0;
+}
+
+static int check_targets(const json_t *cfg, json_t *out, qpo_err *err) {
+    json_t *v = json_object_get(cfg, "targets");
+    if (!v)
+        return bad(err, "targets: missing (a list of target LLM endpoints)");
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return bad(err, "targets: must be a non-empty list");
+    json_t *list = json_array();
+    json_object_set_new(out, "targets", list);
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        char where[32];
+        snprintf(where, sizeof(where), "targets[%zu]", i);
+        json_t *t = json_object();
+        json_array_append_new(list, t);
+        if (check_target(e, where, t, err) < 0)
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(json_object_get(t, "name"),
+                           json_object_get(json_array_get(list, j), "name")))
+                return bad(err, "%s.name: \"%s\" is listed twice", where,
+                           json_string_value(json_object_get(t, "name")));
+    }
+    return 0;
+}
+
+static const char *const policy_keys[] = {"size", "init", "tokenizer", NULL};
+
+static int check_policy(const json_t *cfg, json_t *out, qpo_err *err) {
+    json_t *empty = json_object();
+    const json_t *p = json_object_get(cfg, "policy");
+    if (!p)
+        p = empty;
+    json_t *o = json_object();
+    json_object_set_new(out, "policy", o);
+    int rc = -1;
+    if (!json_is_object(p))
+        bad(err, "policy: must be an object");
+    else if (check_keys(p, "policy", policy_keys, err) == 0 &&
+             string_field(p, "policy", "size", "gpt2", o, err) == 0 &&
+             string_field(p, "policy", "init", "scratch", o, err) == 0 &&
+             string_field(p, "policy", "tokenizer", "gpt2_bpe", o, err) == 0) {
+        const char *size = json_string_value(json_object_get(o, "size"));
+        if (strcmp(size, "tiny") && strcmp(size, "gpt2"))
+            bad(err, "policy.size: unknown size \"%s\"; known: tiny, gpt2", size);
+        else
+            rc = 0;
+    }
+    json_decref(empty);
+    return rc;
+}
+
+/* The recipe's hyper-parameters (docs/qpo-recipe.md sections 2-3). */
+static int check_hyper(const json_t *cfg, json_t *out, qpo_err *err) {
+    static const char *const keys[] = {
+        "batch_size",       "lr_first",          "lr_next",  "epochs_first", "epochs_next",
+        "weight_decay",     "lr_step_epochs",    "lr_gamma", "grad_clip",    "lambda",
+        "lambda_switch",    "dropout",           "top_k",    "top_p",        "r_star",
+        "max_query_tokens", "max_prompt_tokens", NULL};
+    json_t *empty = json_object();
+    const json_t *h = json_object_get(cfg, "hyper");
+    if (!h)
+        h = empty;
+    json_t *o = json_object();
+    json_object_set_new(out, "hyper", o);
+    int rc = -1;
+    if (!json_is_object(h))
+        bad(err, "hyper: must be an object");
+    else if (check_keys(h, "hyper", keys, err) == 0 &&
+             int_field(h, "hyper", "batch_size", 128, 1, 65536, o, err) == 0 &&
+             real_field(h, "hyper", "lr_first", 1e-3, 0, 1, o, err) == 0 &&
+             real_field(h, "hyper", "lr_next", 1e-4, 0, 1, o, err) == 0 &&
+             int_field(h, "hyper", "epochs_first", 100, 1, 100000, o, err) == 0 &&
+             int_field(h, "hyper", "epochs_next", 20, 1, 100000, o, err) == 0 &&
+             real_field(h, "hyper", "weight_decay", 1e-4, 0, 1, o, err) == 0 &&
+             int_field(h, "hyper", "lr_step_epochs", 20, 1, 100000, o, err) == 0 &&
+             real_field(h, "hyper", "lr_gamma", 0.65, 0, 1, o, err) == 0 &&
+             real_field(h, "hyper", "grad_clip", 0.25, 0, 1e6, o, err) == 0 &&
+             real_field(h, "hyper", "lambda", 0.1, 0, 1e6, o, err) == 0 &&
+             real_field(h, "hyper", "dropout", 0.1, 0, 0.99, o, err) == 0 &&
+             int_field(h, "hyper", "top_k", 2, 1, 50257, o, err) == 0 &&
+             real_field(h, "hyper", "top_p", 0.9, 0, 1, o, err) == 0 &&
+             real_field(h, "hyper", "r_star", 100, -1e6, 1e6, o, err) == 0 &&
+             int_field(h, "hyper", "max_query_tokens", 40, 1, 512, o, err) == 0 &&
+             int_field(h, "hyper", "max_prompt_tokens", 40, 1, 512, o, err) == 0) {
+        json_t *sw = json_object_get(h, "lambda_switch");
+        if (sw && !json_is_boolean(sw))
+            bad(err, "hyper.lambda_switch: must be true or false");
+        else {
+            json_object_set_new(o, "lambda_switch", json_boolean(sw && json_is_true(sw)));
+            rc = 0;
+        }
+    }
+    json_decref(empty);
+    return rc;
+}
+
+/* Collect shape and test sample: the recipe's 10 x 100 and 100 (NLP) / 200 (math). */
+static int check_sampling(const json_t *cfg, json_t *out, qpo_err *err) {
+    static const char *const collect_keys[] = {"batches", "batch_size", NULL};
+    static const char *const test_keys[] = {"size", "math_size", "shards", NULL};
+    json_t *empty = json_object();
+    const json_t *c = json_object_get(cfg, "collect");
+    const json_t *t = json_object_get(cfg, "test");
+    json_t *co = json_object(), *to = json_object();
+    json_object_set_new(out, "collect", co);
+    json_object_set_new(out, "test", to);
+    int rc = -1;
+    if (c && !json_is_object(c))
+        bad(err, "collect: must be an object");
+    else if (t && !json_is_object(t))
+        bad(err, "test: must be an object");
+    else if (check_keys(c ? c : empty, "collect", collect_keys, err) == 0 &&
+             check_keys(t ? t : empty, "test", test_keys, err) == 0 &&
+             int_field(c ? c : empty, "collect", "batches", 10, 1, 1000, co, err) == 0 &&
+             int_field(c ? c : empty, "collect", "batch_size", 100, 1, 100000, co, err) == 0 &&
+             int_field(t ? t : empty, "test", "size", 100, 1, 1000000, to, err) == 0 &&
+             int_field(t ? t : empty, "test", "math_size", 200, 1, 1000000, to, err) == 0 &&
+             int_field(t ? t : empty, "test", "shards", 4, 1, 1000, to, err) == 0)
+        rc = 0;
+    json_decref(empty);
+    return rc;
+}
+
+static const char *const known_collections[] = {"instructeval/no_instruction",
+                                                "instructeval/generic_instruction",
+                                                "instructeval/ape",
+                                                "instructeval/rlprompt",
+                                                "instructeval/manual",
+                                                "instructeval/low_perplexity",
+                                                "instructeval/chat_gpt_prompts",
+                                                "prompt_oirl",
+                                                NULL};
+
+static int check_collections(const json_t *d, json_t *o, qpo_err *err) {
+    json_t *v = json_object_get(d, "collections");
+    if (!v) {
+        json_t *all = json_array();
+        for (const char *const *k = known_collections; *k; k++)
+            json_array_append_new(all, json_string(*k));
+        json_object_set_new(o, "collections", all);
+        return 0;
+    }
+    if (!json_is_array(v) || !json_array_size(v))
+        return bad(err, "d0.collections: must be a non-empty list");
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        int ok = 0;
+        for (const char *const *k = known_collections; *k && json_is_string(e); k++)
+            ok |= !strcmp(*k, json_string_value(e));
+        if (!ok)
+            return bad(err,
+                       "d0.collections[%zu]: unknown collection; known: instructeval/{"
+                       "no_instruction, generic_instruction, ape, rlprompt, manual, "
+                       "low_perplexity, chat_gpt_prompts}, prompt_oirl",
+                       i);
+    }
+    json_object_set(o, "collections", v);
+    return 0;
+}
+
+static int check_d0(const json_t *cfg, json_t *out, qpo_err *err) {
+    static const char *const keys[] = {"source", "collections", "queries", "seed", NULL};
+    json_t *empty = json_object();
+    const json_t *d = json_object_get(cfg, "d0");
+    json_t *o = json_object();
+    json_object_set_new(out, "d0", o);
+    int rc = -1;
+    if (d && !json_is_object(d))
+        bad(err, "d0: must be an object");
+    else if (check_keys(d ? d : empty, "d0", keys, err) == 0 &&
+             string_field(d ? d : empty, "d0", "source", "import", o, err) == 0) {
+        const char *src = json_string_value(json_object_get(o, "source"));
+        if (!strcmp(src, "import"))
+            rc = 0;
+        else if (strcmp(src, "build"))
+            bad(err, "d0.source: unknown source \"%s\"; known: import, build", src);
+        else if (check_collections(d ? d : empty, o, err) == 0 &&
+                 int_field(d ? d : empty, "d0", "queries", 100, 1, 1000000, o, err) == 0 &&
+                 int_field(d ? d : empty, "d0", "seed", 0, 0, 2147483647, o, err) == 0)
+            rc = 0;
+    }
+    json_decref(empty);
+    return rc;
+}
+
+static int check_baselines(const json_t *cfg, json_t *out, qpo_err *err) {
+    json_t *v = json_object_get(cfg, "baselines");
+    json_t *list = json_array();
+    json_object_set_new(out, "baselines", list);
+    if (!v)
+        return 0;
+    if (!json_is_array(v))
+        return bad(err, "baselines: must be a list of {\"name\", \"prompt\"}");
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        static const char *const keys[] = {"name", "prompt", NULL};
+        char where[32];
+        snprintf(where, sizeof(where), "baselines[%zu]", i);
+        if (!json_is_object(e))
+            return bad(err, "%s: must be an object {\"name\", \"prompt\"}", where);
+        if (check_keys(e, where, keys, err) < 0)
+            return -1;
+        json_t *name = json_object_get(e, "name"), *prompt = json_object_get(e, "prompt");
+        if (!json_is_string(name) || !matches_name(json_string_value(name)))
+            return bad(err, "%s.name: must be a string of letters, digits and _ . : -", where);
+        if (!json_is_string(prompt))
+            return bad(err, "%s.prompt: must be a string (\"\" for no instruction)", where);
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(name, json_object_get(json_array_get(list, j), "name")))
+                return bad(err, "%s.name: \"%s\" is listed twice", where, json_string_value(name));
+        json_array_append_new(list, json_pack("{sOsO}", "name", name, "prompt", prompt));
+    }
+    return 0;
+}
+
+json_t *qpo_config_resolve(const json_t *config, qpo_err *err) {
+    static const char *const keys[] = {"name",  "description", "tasks",     "settings", "seeds",
+                                       "loops", "targets",     "policy",    "hyper",    "collect",
+                                       "test",  "d0",          "baselines", NULL};
+    if (!json_is_object(config))
+        return bad(err, "config: must be a JSON object"), NULL;
+    json_t *out = json_object();
+    json_t *name = json_object_get(config, "name");
+    json_t *desc = json_object_get(config, "description");
+    int rc = check_keys(config, "", keys, err);
+    if (rc == 0 && name && (!json_is_string(name) || !json_string_length(name)))
+        rc = bad(err, "name: must be a non-empty string");
+    if (rc == 0 && desc && !json_is_string(desc))
+        rc = bad(err, "description: must be a string");
+    if (rc == 0) {
+        if (name)
+            json_object_set(out, "name", name);
+        if (desc)
+            json_object_set(out, "description", desc);
+    }
+    if (rc < 0 || check_tasks(config, out, err) < 0 || check_settings(config, out, err) < 0 ||
+        check_seeds(config, out, err) < 0 ||
+        int_field(config, "", "loops", 4, 1, 100, out, err) < 0 ||
+        check_targets(config, out, err) < 0 || check_policy(config, out, err) < 0 ||
+        check_hyper(config, out, err) < 0 || check_sampling(config, out, err) < 0 ||
+        check_d0(config, out, err) < 0 || check_baselines(config, out, err) < 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+json_t *qpo_config_load_file(const char *path, qpo_err *err) {
+    json_error_t jerr;
+    json_t *cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!cfg) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        qpo_err_hint(err, "experiment configs are JSON objects (config/README.md)");
+        return NULL;
+    }
+    return cfg;
+}

@@ -1,0 +1,27 @@
+#ifndef QPO_SCHED_CONFIG_H
+#define QPO_SCHED_CONFIG_H
+
+/* Experiment configs (config/README.md): one validation shared by `qpo submit` and the
+ * scheduler (for experiments inserted by SQL), so both paths accept and refuse the same
+ * files with the same messages. */
+
+#include <jansson.h>
+
+#include "error.h"
+
+/* Validates a user's config and returns it resolved: every default filled in, every list
+ * explicit, so planners and workers read one shape and never re-derive a default. On error
+ * returns NULL with err->code QPO_EXIT_USAGE and err->msg naming the field, e.g.
+ * `tasks[1]: unknown task "tweet"; known: ag_news, ...`. The caller owns the result. */
+json_t *qpo_config_resolve(const json_t *config, qpo_err *err);
+
+/* Reads and parses a JSON file (not yet validated); errors name file:line:column. */
+json_t *qpo_config_load_file(const char *path, qpo_err *err);
+
+/* The task names the config accepts, comma-separated (for messages). */
+const char *qpo_config_known_tasks(void);
+
+/* True when the task scores numeric answers (GSM8K, SVAMP) rather than labels. */
+int qpo_config_task_is_math(const char *task);
+
+#endif

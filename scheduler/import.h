@@ -1,0 +1,39 @@
+#ifndef QPO_SCHED_IMPORT_H
+#define QPO_SCHED_IMPORT_H
+
+/* Writing imported data: task items and released D_0 files, each import one transaction,
+ * re-imports of the same file a no-op. */
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dataset.h"
+#include "error.h"
+
+typedef struct qpo_import_counts {
+    size_t read;      /* rows mapped */
+    size_t inserted;  /* new rows */
+    size_t unchanged; /* rows already present with the same content */
+    size_t skipped;   /* malformed rows skipped (--skip-bad) */
+} qpo_import_counts;
+
+/* Writes the items (splits assigned) of `task`. Refuses, writing nothing, when a row already
+ * present differs from the file's (another version of the data set). */
+int qpo_import_items(PGconn *conn, const char *task, const qpo_item_list *list,
+                     qpo_import_counts *counts, qpo_err *err);
+
+typedef struct qpo_d0_import {
+    const char *file;
+    const char *task;
+    const char *setting;   /* zero_shot | few_shot */
+    const char *target;    /* the target name runs use */
+    const char *model_key; /* the record's per-model object ("llama7b"); NULL: the only one */
+    bool skip_bad;
+} qpo_d0_import;
+
+/* Loads the QPO authors' released D_0 (docs/qpo-recipe.md section 6): raw rewards per
+ * section 4 from each record's fields. */
+int qpo_import_d0(PGconn *conn, const qpo_d0_import *opts, qpo_import_counts *counts, qpo_err *err);
+
+#endif
