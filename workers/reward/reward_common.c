@@ -1,0 +1,306 @@
+/* Shared parts of the reward, score and d0 jobs. See reward_common.h. */
+#include "reward_common.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+int qpo_payload_int(const json_t *payload, const char *key, int64_t *out, qpo_err *err) {
+    const json_t *v = json_object_get(payload, key);
+    if (!json_is_integer(v)) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "job payload field \"%s\" must be an integer", key);
+        qpo_err_detail(err, "payload field \"%s\" is %s", key, v ? "of another type" : "missing");
+        qpo_err_hint(err, "see docs/data-model.md, \"Job kinds and payloads\"");
+        return -1;
+    }
+    *out = json_integer_value(v);
+    return 0;
+}
+
+const char *qpo_payload_str(const json_t *payload, const char *key, qpo_err *err) {
+    const json_t *v = json_object_get(payload, key);
+    if (!json_is_string(v) || !*json_string_value(v)) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "job payload field \"%s\" must be a non-empty string",
+                    key);
+        qpo_err_hint(err, "see docs/data-model.md, \"Job kinds and payloads\"");
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static char *dup_cell(const PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+}
+
+int qpo_run_info_load(PGconn *conn, int64_t run_id, qpo_run_info *ri, qpo_err *err) {
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, run_id);
+    const char *params[1] = {id};
+    PGresult *res = qpo_db_named(conn, "reward_run_info", 1, params, err);
+    if (!res) {
+        return -1;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        qpo_err_set(err, QPO_EXIT_USAGE, "no run %" PRId64 " (or its target is missing)", run_id);
+        qpo_err_hint(err, "the job's payload names a run that qpo.runs does not hold");
+        return -1;
+    }
+    snprintf(ri->task, sizeof ri->task, "%s", PQgetvalue(res, 0, 0));
+    snprintf(ri->setting, sizeof ri->setting, "%s", PQgetvalue(res, 0, 1));
+    ri->seed = atoi(PQgetvalue(res, 0, 2));
+    ri->test_size = atoi(PQgetvalue(res, 0, 3));
+    snprintf(ri->target, sizeof ri->target, "%s", PQgetvalue(res, 0, 4));
+    ri->base_url = dup_cell(res, 0, 5);
+    ri->model = dup_cell(res, 0, 6);
+    ri->config = dup_cell(res, 0, 7);
+    PQclear(res);
+    return 0;
+}
+
+int qpo_target_info_load(PGconn *conn, qpo_run_info *ri, qpo_err *err) {
+    const char *params[1] = {ri->target};
+    PGresult *res = qpo_db_named(conn, "reward_target_info", 1, params, err);
+    if (!res) {
+        return -1;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        qpo_err_set(err, QPO_EXIT_USAGE, "unknown target \"%s\"", ri->target);
+        qpo_err_hint(err, "targets come from experiment configs (qpo.targets)");
+        return -1;
+    }
+    ri->base_url = dup_cell(res, 0, 1);
+    ri->model = dup_cell(res, 0, 2);
+    ri->config = dup_cell(res, 0, 3);
+    PQclear(res);
+    return 0;
+}
+
+void qpo_run_info_free(qpo_run_info *ri) {
+    free(ri->base_url);
+    free(ri->model);
+    free(ri->config);
+    ri->base_url = ri->model = ri->config = NULL;
+}
+
+int qpo_llm_session_open(qpo_llm_session *ls, const qpo_reward_env *env, const qpo_run_info *ri,
+                         qpo_err *err) {
+    memset(ls, 0, sizeof *ls);
+    json_error_t jerr;
+    json_t *config = json_loads(ri->config ? ri->config : "{}", 0, &jerr);
+    qpo_llm_target t;
+    int rc = qpo_llm_target_from_json(ri->target, ri->base_url, ri->model, config, &t, &ls->api_key,
+                                      err);
+    if (rc == 0) {
+        ls->audit = (qpo_audit){.conn = env->conn,
+                                .target = ri->target,
+                                .job_id = env->job_id,
+                                .job_attempt = env->job_attempt,
+                                .worker = env->worker};
+        ls->base = event_base_new();
+        qpo_llm_hooks hooks = qpo_audit_hooks(&ls->audit);
+        ls->client = ls->base ? qpo_llm_client_new(ls->base, &t, &hooks, err) : NULL;
+        if (!ls->client) {
+            if (!qpo_err_is_set(err)) {
+                qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot create an event loop");
+            }
+            rc = -1;
+        }
+    }
+    json_decref(config);
+    if (rc != 0) {
+        qpo_llm_session_close(ls);
+    }
+    return rc;
+}
+
+void qpo_llm_session_close(qpo_llm_session *ls) {
+    if (ls->client) {
+        qpo_llm_client_free(ls->client);
+        ls->client = NULL;
+    }
+    if (ls->base) {
+        event_base_free(ls->base);
+        ls->base = NULL;
+    }
+    if (ls->api_key) {
+        qpo_llm_free_secret(ls->api_key);
+        ls->api_key = NULL;
+    }
+}
+
+int qpo_items_from_result(PGresult *res, int prompt_col, const char *prompt, qpo_score_item **items,
+                          size_t *n, qpo_err *err) {
+    size_t rows = (size_t)PQntuples(res);
+    qpo_score_item *it = calloc(rows ? rows : 1, sizeof *it);
+    int c = prompt_col >= 0 ? 3 : 2; /* fields column; label and answer follow */
+    for (size_t i = 0; i < rows; i++) {
+        int r = (int)i;
+        it[i].item_id = atoi(PQgetvalue(res, r, 0));
+        it[i].query = strdup(PQgetvalue(res, r, 1));
+        it[i].prompt = strdup(prompt_col >= 0 ? PQgetvalue(res, r, prompt_col) : prompt);
+        json_error_t jerr;
+        it[i].fields = json_loads(PQgetvalue(res, r, c), 0, &jerr);
+        it[i].label = PQgetisnull(res, r, c + 1) ? -1 : atoi(PQgetvalue(res, r, c + 1));
+        it[i].gold = dup_cell(res, r, c + 2);
+        if (!it[i].fields) {
+            qpo_score_items_free(it, rows);
+            qpo_err_set(err, QPO_EXIT_USAGE, "task item %d has unreadable fields",
+                        atoi(PQgetvalue(res, r, 0)));
+            qpo_err_detail(err, "%s", jerr.text);
+            return -1;
+        }
+    }
+    *items = it;
+    *n = rows;
+    return 0;
+}
+
+/* The chosen train item ids of every set, as a PostgreSQL array literal. */
+static char *chosen_ids(const PGresult *ids, int n_sets, size_t *chosen) {
+    size_t n_train = (size_t)PQntuples(ids);
+    size_t cap = 16 + (size_t)n_sets * QPO_FEW_SHOT_DEMOS * 12;
+    char *lit = malloc(cap);
+    size_t len = (size_t)snprintf(lit, cap, "{");
+    for (int set = 0; set < n_sets; set++) {
+        qpo_task_demo_indices((uint64_t)set, n_train, QPO_FEW_SHOT_DEMOS,
+                              &chosen[set * QPO_FEW_SHOT_DEMOS]);
+        for (int d = 0; d < QPO_FEW_SHOT_DEMOS; d++) {
+            size_t idx = chosen[set * QPO_FEW_SHOT_DEMOS + d];
+            len += (size_t)snprintf(lit + len, cap - len, "%s%s", len > 1 ? "," : "",
+                                    PQgetvalue(ids, (int)idx, 0));
+        }
+    }
+    snprintf(lit + len, cap - len, "}");
+    return lit;
+}
+
+static int fill_sets(const qpo_task *task, const PGresult *ids, const PGresult *rows, int n_sets,
+                     const size_t *chosen, qpo_demo_set *sets, json_t *owner, qpo_err *err) {
+    for (int set = 0; set < n_sets; set++) {
+        for (int d = 0; d < QPO_FEW_SHOT_DEMOS; d++) {
+            const char *want = PQgetvalue(ids, (int)chosen[set * QPO_FEW_SHOT_DEMOS + d], 0);
+            int found = -1;
+            for (int r = 0; r < PQntuples(rows) && found < 0; r++) {
+                found = strcmp(PQgetvalue(rows, r, 0), want) == 0 ? r : -1;
+            }
+            json_error_t jerr;
+            json_t *fields = found >= 0 ? json_loads(PQgetvalue(rows, found, 1), 0, &jerr) : NULL;
+            if (!fields || PQgetisnull(rows, found, 2)) {
+                json_decref(fields);
+                qpo_err_set(err, QPO_EXIT_USAGE, "demonstration item %s of task %s is unusable",
+                            want, task->name);
+                qpo_err_hint(err, "train items need fields and a label");
+                return -1;
+            }
+            json_array_append_new(owner, fields);
+            sets[set].demos[d] = (qpo_task_example){fields, atoi(PQgetvalue(rows, found, 2))};
+        }
+    }
+    return 0;
+}
+
+int qpo_demo_sets_load(PGconn *conn, const qpo_task *task, int n_sets, qpo_demo_set **sets,
+                       json_t **owner, qpo_err *err) {
+    const char *p1[1] = {task->name};
+    PGresult *ids = qpo_db_named(conn, "reward_train_ids", 1, p1, err);
+    if (!ids) {
+        return -1;
+    }
+    if (PQntuples(ids) < QPO_FEW_SHOT_DEMOS) {
+        PQclear(ids);
+        qpo_err_set(err, QPO_EXIT_USAGE, "task %s has fewer than %d train items", task->name,
+                    QPO_FEW_SHOT_DEMOS);
+        qpo_err_hint(err, "few-shot demonstrations come from the train split: import it first");
+        return -1;
+    }
+    size_t *chosen = calloc((size_t)n_sets * QPO_FEW_SHOT_DEMOS, sizeof *chosen);
+    char *lit = chosen_ids(ids, n_sets, chosen);
+    const char *p2[2] = {task->name, lit};
+    PGresult *rows = qpo_db_named(conn, "reward_items_by_id", 2, p2, err);
+    int rc = -1;
+    if (rows) {
+        *sets = calloc((size_t)n_sets, sizeof **sets);
+        *owner = json_array();
+        rc = fill_sets(task, ids, rows, n_sets, chosen, *sets, *owner, err);
+        if (rc != 0) {
+            free(*sets);
+            json_decref(*owner);
+            *sets = NULL;
+            *owner = NULL;
+        }
+        PQclear(rows);
+    }
+    free(lit);
+    free(chosen);
+    PQclear(ids);
+    return rc;
+}
+
+qpo_job_status qpo_scoring_job_run(qpo_scoring *s, qpo_llm_session *ls, const qpo_reward_env *env,
+                                   qpo_err *err) {
+    qpo_llm_client *c = ls->client;
+    ls->client = NULL; /* qpo_scoring_run frees it */
+    int rc = qpo_scoring_run(s, ls->base, c, env->should_stop, env->stop_arg, err);
+    if (ls->audit.failed) {
+        /* Calls went unrecorded: completing would leave rewards pointing at no audit row. */
+        *err = ls->audit.err;
+        return QPO_JOB_RETRY;
+    }
+    if (rc == 1) {
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "stopped: job cancelled or lease lost");
+        return QPO_JOB_CANCELLED;
+    }
+    if (rc < 0) {
+        return err->code == QPO_EXIT_USAGE || !s->failure_retryable ? QPO_JOB_FATAL : QPO_JOB_RETRY;
+    }
+    return QPO_JOB_OK;
+}
+
+json_t *qpo_scoring_result_json(const qpo_scoring *s, const qpo_llm_session *ls) {
+    double requests = (double)s->requests;
+    return json_pack("{s:I,s:I,s:I,s:f,s:I,s:I}", "pairs", (json_int_t)s->n_items, "requests",
+                     (json_int_t)s->requests, "cache_hits", (json_int_t)ls->audit.cache_hits,
+                     "cache_hit_rate", requests > 0 ? (double)ls->audit.cache_hits / requests : 0.0,
+                     "http_attempts", (json_int_t)ls->audit.attempts, "failed_attempts",
+                     (json_int_t)ls->audit.failed_attempts);
+}
+
+static int rows_commit(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err) {
+    qpo_rows_commit *rc = arg;
+    char *rows = json_dumps(rc->rows, JSON_COMPACT);
+    char job_id[24];
+    snprintf(job_id, sizeof job_id, "%" PRId64, job ? job->id : 0);
+    const char *params[2] = {rows, job && job->id > 0 ? job_id : NULL};
+    PGresult *res = qpo_db_named(conn, rc->statement, 2, params, err);
+    free(rows);
+    if (!res) {
+        return -1;
+    }
+    size_t inserted = (size_t)atoll(PQcmdTuples(res));
+    PQclear(res);
+    if (rc->expected != (size_t)-1 && inserted != rc->expected) {
+        return qpo_err_set(err, QPO_EXIT_RUNTIME, "%s wrote %zu rows, expected %zu", rc->statement,
+                           inserted, rc->expected);
+    }
+    return 0;
+}
+
+static void rows_free(void *arg) {
+    qpo_rows_commit *rc = arg;
+    json_decref(rc->rows);
+    free(rc);
+}
+
+void qpo_rows_commit_set(qpo_job_outcome *out, const char *statement, json_t *rows,
+                         size_t expected) {
+    qpo_rows_commit *rc = malloc(sizeof *rc);
+    *rc = (qpo_rows_commit){statement, rows, expected};
+    out->commit = rows_commit;
+    out->commit_arg = rc;
+    out->free_arg = rows_free;
+}
