@@ -46,21 +46,21 @@ const char *qpo_job_worker_name(qpo_job_ctx *ctx);
 typedef int (*qpo_commit_fn)(PGconn *conn_in_tx, const qpo_job *job, void *arg, qpo_err *err);
 
 typedef struct qpo_job_outcome {
-    json_t *result;         /* owned by the runtime once set; stored in qpo.jobs.result */
-    qpo_commit_fn commit;   /* optional */
-    void *commit_arg;       /* passed to commit, then to free_arg */
+    json_t *result;       /* owned by the runtime once set; stored in qpo.jobs.result */
+    qpo_commit_fn commit; /* optional */
+    void *commit_arg;     /* passed to commit, then to free_arg */
     void (*free_arg)(void *arg);
 } qpo_job_outcome;
 
 typedef enum qpo_job_status {
-    QPO_JOB_OK,        /* complete with out->result and out->commit */
-    QPO_JOB_RETRY,     /* transient failure (err says why): back off and retry while attempts remain */
-    QPO_JOB_FATAL,     /* permanent failure (bad payload, missing data): 'dead' at once */
+    QPO_JOB_OK,    /* complete with out->result and out->commit */
+    QPO_JOB_RETRY, /* transient failure (err says why): back off and retry while attempts remain */
+    QPO_JOB_FATAL, /* permanent failure (bad payload, missing data): 'dead' at once */
     QPO_JOB_CANCELLED, /* stopped because qpo_job_should_stop() said so */
 } qpo_job_status;
 
-typedef qpo_job_status (*qpo_handler_fn)(const qpo_job *job, qpo_job_ctx *ctx,
-                                         qpo_job_outcome *out, qpo_err *err);
+typedef qpo_job_status (*qpo_handler_fn)(const qpo_job *job, qpo_job_ctx *ctx, qpo_job_outcome *out,
+                                         qpo_err *err);
 
 typedef struct qpo_handler {
     const char *kind;

@@ -1,0 +1,147 @@
+/* qpo worker: one worker process (see README.md). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "db.h"
+#include "migrate.h"
+#include "runtime.h"
+
+static void worker_usage(FILE *out) {
+    fprintf(out,
+            "usage: qpo worker --class cpu|gpu --name NAME [--kinds K1,K2] [--concurrency N]\n"
+            "                  [--lease SECONDS] [--exit-when-idle] [--grace SECONDS]\n"
+            "                  [--poll SECONDS] [--backoff-ms BASE[,CAP]] [--db CONNINFO]\n\n"
+            "Claims jobs of one class and runs them on N handler threads. SIGTERM/SIGINT: stop\n"
+            "claiming, let running jobs finish within --grace (default 30 s), then put them\n"
+            "back in the queue without spending an attempt; a second signal does that at once.\n\n"
+            "  --kinds          kinds to run (default: every kind of the class listed below)\n"
+            "  --lease          lease length, heartbeats every third of it (default 30)\n"
+            "  --exit-when-idle exit once it holds nothing and no job of its kinds is blocked,\n"
+            "                   queued or failed\n"
+            "  --poll           claim this often without a notification (default 1)\n"
+            "  --backoff-ms     retry delay before attempt 2, doubling, capped (default "
+            "1000,600000)\n\n"
+            "kinds in this binary:");
+    for (size_t i = 0; i < qpo_handler_count(); i++)
+        fprintf(out, " %s(%s)", qpo_handler_at(i)->kind, qpo_handler_at(i)->job_class);
+    fprintf(out, "\n");
+}
+
+static int split_kinds(char *list, const char ***kinds, size_t *n) {
+    size_t cap = 1;
+    for (const char *p = list; *p; p++)
+        cap += *p == ',';
+    *kinds = calloc(cap, sizeof(char *));
+    *n = 0;
+    for (char *save = NULL, *k = strtok_r(list, ",", &save); k; k = strtok_r(NULL, ",", &save))
+        (*kinds)[(*n)++] = k;
+    return *n ? 0 : -1;
+}
+
+static int parse_seconds(const char *s, double *v) {
+    char *end;
+    *v = strtod(s, &end);
+    return end != s && *end == '\0' ? 0 : -1;
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "qpo: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n  hint: 'qpo worker --help' shows the options\n");
+    return QPO_EXIT_USAGE;
+}
+
+int qpo_cmd_worker(int argc, char **argv) {
+    static const struct option opts[] = {{"class", required_argument, NULL, 'c'},
+                                         {"kinds", required_argument, NULL, 'k'},
+                                         {"concurrency", required_argument, NULL, 'n'},
+                                         {"name", required_argument, NULL, 'N'},
+                                         {"lease", required_argument, NULL, 'l'},
+                                         {"exit-when-idle", no_argument, NULL, 'x'},
+                                         {"grace", required_argument, NULL, 'g'},
+                                         {"poll", required_argument, NULL, 'p'},
+                                         {"backoff-ms", required_argument, NULL, 'b'},
+                                         {"db", required_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    qpo_worker_opts o;
+    qpo_worker_opts_default(&o);
+    const char *db = NULL;
+    char *kinds_arg = NULL;
+    char name[128];
+    snprintf(name, sizeof(name), "worker-%d", (int)getpid());
+    o.name = name;
+    int c, rc = 0;
+    optind = 0;
+    while (rc == 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o.job_class = optarg;
+            break;
+        case 'k':
+            kinds_arg = optarg;
+            break;
+        case 'n':
+            o.concurrency = atoi(optarg);
+            break;
+        case 'N':
+            o.name = optarg;
+            break;
+        case 'l':
+            if (parse_seconds(optarg, &o.lease_s) < 0)
+                rc = usage_error("--lease wants seconds, not '%s'", optarg);
+            break;
+        case 'x':
+            o.exit_when_idle = true;
+            break;
+        case 'g':
+            if (parse_seconds(optarg, &o.grace_s) < 0)
+                rc = usage_error("--grace wants seconds, not '%s'", optarg);
+            break;
+        case 'p':
+            if (parse_seconds(optarg, &o.poll_s) < 0)
+                rc = usage_error("--poll wants seconds, not '%s'", optarg);
+            break;
+        case 'b':
+            if (sscanf(optarg, "%lf,%lf", &o.backoff_base_ms, &o.backoff_cap_ms) < 1)
+                rc = usage_error("--backoff-ms wants BASE[,CAP] in ms, not '%s'", optarg);
+            break;
+        case 'd':
+            db = optarg;
+            break;
+        case 'h':
+            worker_usage(stdout);
+            return 0;
+        default:
+            worker_usage(stderr);
+            return QPO_EXIT_USAGE;
+        }
+    }
+    if (rc)
+        return rc;
+    if (optind != argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    const char **kinds = NULL;
+    if (kinds_arg && split_kinds(kinds_arg, &kinds, &o.nkinds) < 0) {
+        free(kinds);
+        return usage_error("--kinds is empty%s", "");
+    }
+    o.kinds = kinds;
+    o.conninfo = qpo_db_conninfo(db);
+    qpo_err err = {0};
+    PGconn *conn = qpo_db_connect(o.conninfo, "qpo worker", &err);
+    if (conn && qpo_migrate_check(conn, &err) == 0) {
+        PQfinish(conn);
+        conn = NULL;
+        rc = qpo_worker_run(&o, &err);
+    } else {
+        rc = -1;
+    }
+    PQfinish(conn);
+    free(kinds);
+    return rc < 0 ? qpo_err_print(&err) : 0;
+}

@@ -1,0 +1,42 @@
+#ifndef QPO_RUNTIME_H
+#define QPO_RUNTIME_H
+
+/* The worker runtime: one process claims jobs of one class and runs them on a pool of
+ * threads (see README.md). Used by `qpo worker` and by tests that run a worker in-process. */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "handler.h"
+
+typedef struct qpo_worker_opts {
+    const char *conninfo;
+    const char *name;      /* the lease owner */
+    const char *job_class; /* "cpu" or "gpu" */
+    const char **kinds;    /* NULL: every registered kind of job_class */
+    size_t nkinds;
+    int concurrency;        /* handler threads */
+    double lease_s;         /* lease length; heartbeats every lease_s / 3 */
+    double poll_s;          /* claim without a notification this often */
+    double grace_s;         /* SIGTERM: let running jobs finish this long, then release */
+    double backoff_base_ms; /* retry delay before the 2nd attempt; doubles per attempt */
+    double backoff_cap_ms;
+    bool exit_when_idle; /* stop once no job of these kinds is unfinished */
+    bool handle_signals; /* SIGTERM/SIGINT drain the worker */
+} qpo_worker_opts;
+
+/* Fills the defaults (lease 30 s, poll 1 s, grace 30 s, backoff 1 s .. 10 min). */
+void qpo_worker_opts_default(qpo_worker_opts *opts);
+
+/* Runs until drained (signal), idle (exit_when_idle) or a fatal error. 0 ok, -1 err set. */
+int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err);
+
+/* Registry iteration (for --kinds defaults and `qpo worker --help`). */
+size_t qpo_handler_count(void);
+const qpo_handler *qpo_handler_at(size_t i);
+
+/* The built-in kinds: noop, sleep, fail, test-insert (README.md). */
+void qpo_runtime_register_builtin_handlers(void);
+
+#endif

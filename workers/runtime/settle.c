@@ -1,0 +1,122 @@
+/* Writing handler outcomes, on the main thread. Succeeded jobs without output rows complete
+ * many at a time in one fenced statement (the throughput path); if that statement fails for
+ * another reason than a lost connection, each job is completed alone so one bad result cannot
+ * hold back the rest. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "worker_internal.h"
+
+void held_remove(worker *w, item *it) {
+    for (size_t i = 0; i < w->nheld; i++)
+        if (w->held[i] == it) {
+            w->held[i] = w->held[--w->nheld];
+            return;
+        }
+}
+
+static bool batchable(const item *it) {
+    return it->status == QPO_JOB_OK && !it->settled && !it->released;
+}
+
+/* Completes the batchable items of w->pending. false: connection lost. */
+static bool complete_batch(worker *w) {
+    size_t n = 0;
+    for (item *it = w->pending; it; it = it->next)
+        n += batchable(it);
+    if (n == 0)
+        return true;
+    qpo_lease_ref *refs = malloc(n * sizeof(*refs));
+    json_t **results = malloc(n * sizeof(*results));
+    bool *done = malloc(n * sizeof(*done));
+    item **items = malloc(n * sizeof(*items));
+    size_t k = 0;
+    for (item *it = w->pending; it; it = it->next)
+        if (batchable(it)) {
+            refs[k] = (qpo_lease_ref){it->c.id, it->c.attempt};
+            results[k] = it->out.result;
+            items[k++] = it;
+        }
+    qpo_err err = {0};
+    bool ok = true;
+    if (qpo_complete_batch(w->conn, w->o.name, refs, results, n, done, &err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            items[i]->settled = true;
+            if (!done[i])
+                qpo_info("worker %s: job %lld attempt %d: lease lost before completion", w->o.name,
+                         (long long)refs[i].id, refs[i].attempt);
+        }
+        w->completed_total += n;
+    } else if (qpo_db_conn_lost(w->conn)) {
+        worker_db_failed(w, &err, "completing jobs");
+        ok = false;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            qpo_err one = {0};
+            if (qpo_complete_batch(w->conn, w->o.name, &refs[i], &results[i], 1, &done[i], &one) ==
+                0) {
+                items[i]->settled = true;
+                w->completed_total++;
+            } else if (qpo_db_conn_lost(w->conn)) {
+                worker_db_failed(w, &one, "completing a job");
+                ok = false;
+                break;
+            } else {
+                items[i]->status = QPO_JOB_RETRY; /* e.g. a result PostgreSQL refuses */
+                items[i]->err = one;
+            }
+        }
+    }
+    free(refs);
+    free(results);
+    free(done);
+    free(items);
+    return ok;
+}
+
+/* Writes one non-success outcome. false: connection lost. */
+static bool settle_one(worker *w, item *it) {
+    qpo_err err = {0};
+    qpo_lease_ref ref = {it->c.id, it->c.attempt};
+    int rc = 0;
+    if (it->status == QPO_JOB_RETRY || it->status == QPO_JOB_FATAL) {
+        char state[16] = "";
+        qpo_backoff b = {w->o.backoff_base_ms, w->o.backoff_cap_ms};
+        const char *msg = qpo_err_is_set(&it->err) ? it->err.msg : "handler failed";
+        rc = qpo_fail(w->conn, w->o.name, ref, msg, it->status == QPO_JOB_FATAL, b, state, &err);
+        if (rc == 0 && state[0])
+            qpo_info("worker %s: job %lld (%s) attempt %d %s: %s", w->o.name, (long long)it->c.id,
+                     it->c.kind, it->c.attempt, state, msg);
+    } else if (it->status == QPO_JOB_CANCELLED && !atomic_load(&it->stop)) {
+        /* Stopped for a reason of its own, not a cancellation: give it back unspent. */
+        rc = qpo_release(w->conn, w->o.name, &ref, 1, NULL, &err);
+    }
+    if (rc < 0) {
+        if (qpo_db_conn_lost(w->conn)) {
+            worker_db_failed(w, &err, "recording a job outcome");
+            return false;
+        }
+        qpo_error("worker %s: job %lld: %s (%s)", w->o.name, (long long)it->c.id, err.msg,
+                  err.detail);
+    }
+    return true;
+}
+
+bool settle_pending(worker *w) {
+    if (!w->conn)
+        return false;
+    if (!complete_batch(w))
+        return false;
+    item **link = &w->pending;
+    while (*link) {
+        item *it = *link;
+        if (!it->settled && !it->released && !settle_one(w, it))
+            return false;
+        *link = it->next;
+        held_remove(w, it);
+        item_free(it);
+    }
+    return true;
+}

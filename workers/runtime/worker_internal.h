@@ -1,0 +1,79 @@
+#ifndef QPO_WORKER_INTERNAL_H
+#define QPO_WORKER_INTERNAL_H
+
+/* Shared by the runtime's files: the main thread (worker.c: events, claiming, heartbeats,
+ * reaping, reconnects), the handler threads (slots.c) and settling outcomes (settle.c). */
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "queue.h"
+#include "runtime.h"
+
+/* One claimed job from claim until its outcome is settled in the database. */
+typedef struct item {
+    qpo_claimed c;
+    qpo_job job;
+    atomic_bool stop;      /* cancelled, lease lost or released: the handler should return */
+    bool released;         /* given back at shutdown: its outcome is dropped */
+    bool settled;          /* the handler thread already wrote the outcome (commit hook) */
+    qpo_job_status status; /* set by the handler thread */
+    qpo_job_outcome out;
+    qpo_err err;
+    struct item *next;
+} item;
+
+struct qpo_job_ctx {
+    struct worker *w;
+    PGconn *conn; /* lazily connected: most jobs of the benchmark kinds never need one */
+    item *it;
+};
+
+typedef struct worker {
+    qpo_worker_opts o;
+    const char **kinds;
+    size_t nkinds;
+    char app_name[128];
+
+    struct event_base *base;
+    struct event *sock_ev, *poll_ev, *beat_ev, *done_ev, *reconnect_ev, *grace_ev;
+    struct event *sigterm_ev, *sigint_ev;
+    PGconn *conn; /* main thread's: LISTEN, claim, heartbeat, reap, batched completion */
+    double reconnect_delay_s;
+
+    /* Shared with the handler threads, under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    item *todo_head, *todo_tail, *done_head;
+    bool quit;
+    int idle_threads;
+    atomic_bool shutting_down;
+
+    /* Main thread only. */
+    pthread_t *threads;
+    qpo_job_ctx *ctxs;
+    item **held; /* claimed and not yet settled */
+    size_t nheld;
+    item *pending; /* finished by a handler, outcome not yet written */
+    bool draining;
+    bool stopped;
+    size_t claimed_total, completed_total;
+} worker;
+
+/* slots.c */
+int slots_start(worker *w, qpo_err *err);
+void slots_dispatch(worker *w, item *it);
+/* Stops the threads; waits up to wait_s for running handlers. true when all joined. */
+bool slots_stop(worker *w, double wait_s);
+void item_free(item *it);
+
+/* settle.c: writes the outcomes of w->pending; false when the connection was lost midway
+ * (the rest stays pending for the next try). */
+bool settle_pending(worker *w);
+void held_remove(worker *w, item *it);
+
+/* worker.c */
+void worker_db_failed(worker *w, const qpo_err *err, const char *what);
+
+#endif
