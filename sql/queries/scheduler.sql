@@ -38,3 +38,106 @@ SELECT task, setting, target, source, prompt_method, query, label, answer, promp
        raw_reward, extra
 FROM d0_stage
 ON CONFLICT (task, setting, target, query, prompt) DO NOTHING;
+
+-- name: exp_insert
+INSERT INTO qpo.experiments (name, config) VALUES ($1, $2::jsonb) RETURNING id;
+
+-- name: exp_claim_submitted
+-- SKIP LOCKED: two schedulers plan different experiments instead of queueing on one.
+SELECT id, name, config::text FROM qpo.experiments
+WHERE state = 'submitted' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED;
+
+-- name: exp_mark_invalid
+UPDATE qpo.experiments SET state = 'invalid', error = $2, updated_at = now() WHERE id = $1;
+
+-- name: exp_mark_planned
+UPDATE qpo.experiments SET state = 'planned', resolved_config = $2::jsonb, updated_at = now()
+WHERE id = $1;
+
+-- name: target_get
+SELECT base_url, model FROM qpo.targets WHERE name = $1 FOR UPDATE;
+
+-- name: target_upsert
+INSERT INTO qpo.targets (name, base_url, model, config) VALUES ($1, $2, $3, $4::jsonb)
+ON CONFLICT (name) DO UPDATE SET config = EXCLUDED.config, updated_at = now()
+WHERE qpo.targets.config IS DISTINCT FROM EXCLUDED.config;
+
+-- name: run_insert
+INSERT INTO qpo.runs (experiment_id, task, setting, target, seed, loops, collect_batches,
+                      collect_batch_size, test_size, test_shards)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (experiment_id, task, setting, target, seed) DO NOTHING;
+
+-- name: runs_of_experiment
+SELECT id, task, setting, target, seed FROM qpo.runs WHERE experiment_id = $1 ORDER BY id;
+
+-- name: exp_active
+SELECT id FROM qpo.experiments WHERE state IN ('planned', 'running', 'failed') ORDER BY id;
+
+-- name: exp_refresh
+SELECT qpo.refresh_experiment_state($1);
+
+-- name: exp_lock
+SELECT state FROM qpo.experiments WHERE id = $1 FOR UPDATE;
+
+-- name: exp_next_unfinished_job
+-- One at a time: cancelling a job cancels its descendants, so the next pick sees that.
+SELECT j.id FROM qpo.jobs j JOIN qpo.runs r ON r.id = j.run_id
+WHERE r.experiment_id = $1 AND j.state IN ('blocked', 'queued', 'running', 'failed')
+ORDER BY j.id LIMIT 1;
+
+-- name: exp_next_retryable_job
+-- dead and failed jobs; cancelled ones too when the whole experiment was cancelled ($2).
+-- Retrying a job revives its cancelled descendants, so the next pick sees that.
+SELECT j.id FROM qpo.jobs j JOIN qpo.runs r ON r.id = j.run_id
+WHERE r.experiment_id = $1
+  AND (j.state IN ('dead', 'failed') OR ($2::boolean AND j.state = 'cancelled'))
+ORDER BY j.id LIMIT 1;
+
+-- name: exp_cancel_rows
+WITH runs AS (
+    UPDATE qpo.runs SET state = 'cancelled', updated_at = now()
+    WHERE experiment_id = $1 AND state <> 'done' RETURNING id)
+UPDATE qpo.experiments SET state = 'cancelled', error = NULL, updated_at = now()
+WHERE id = $1;
+
+-- name: exp_uncancel_rows
+-- Resume after cancel: runs and experiment go back to planned; refresh derives the rest.
+WITH runs AS (
+    UPDATE qpo.runs SET state = 'planned', error = NULL, updated_at = now()
+    WHERE experiment_id = $1 AND state IN ('cancelled', 'failed') RETURNING id)
+UPDATE qpo.experiments
+SET state = CASE WHEN resolved_config IS NULL THEN 'submitted' ELSE 'planned' END,
+    updated_at = now()
+WHERE id = $1 AND state IN ('cancelled', 'failed');
+
+-- name: exp_count_jobs
+SELECT count(*) FROM qpo.jobs j JOIN qpo.runs r ON r.id = j.run_id WHERE r.experiment_id = $1;
+
+-- name: status_experiments
+SELECT id, name, state, coalesce(error, ''), to_char(created_at, 'YYYY-MM-DD HH24:MI:SS')
+FROM qpo.experiments WHERE ($1::bigint IS NULL OR id = $1) ORDER BY id;
+
+-- name: status_runs
+SELECT id, task, setting, target, seed, state, coalesce(error, '')
+FROM qpo.runs WHERE experiment_id = $1 ORDER BY id;
+
+-- name: status_stages
+-- Per run and stage over all loops; elapsed: seconds since the stage's first job started.
+SELECT p.run_id, p.kind, sum(p.total), sum(p.succeeded), sum(p.running), sum(p.waiting),
+       sum(p.retrying), sum(p.dead), sum(p.cancelled),
+       coalesce(extract(epoch FROM now() - min(p.first_started_at)), 0)
+FROM qpo.run_progress p
+WHERE p.experiment_id = $1
+GROUP BY p.run_id, p.kind
+ORDER BY p.run_id, array_position(ARRAY['import-check', 'd0', 'train', 'generate',
+         'evaluate-generate', 'reward', 'score', 'merge'], p.kind), p.kind;
+
+-- name: status_cost
+SELECT run_id, sum(calls), sum(cache_hits), sum(prompt_tokens + completion_tokens)
+FROM qpo.run_cost WHERE experiment_id = $1 GROUP BY run_id ORDER BY run_id;
+
+-- name: results_of_experiment
+SELECT task, setting, target, source, loop, seeds, mean_acc, std_acc, items_min, items_max
+FROM qpo.results WHERE experiment_id = $1
+ORDER BY task, setting, target, source <> 'qpo', source, loop;

@@ -1,0 +1,184 @@
+/* qpo submit FILE [--name N] | qpo scheduler [--once] [--poll-ms MS] */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+
+#include "cmd_util.h"
+#include "commands.h"
+#include "config.h"
+#include "db.h"
+#include "experiments.h"
+#include "log.h"
+
+static void submit_usage(FILE *out) {
+    fprintf(out, "usage: qpo submit FILE [--name NAME] [--db CONNINFO]\n\n"
+                 "Validates an experiment config (config/README.md) and submits it; prints the\n"
+                 "experiment id. The scheduler plans it into runs and jobs. An invalid config is\n"
+                 "refused (exit 2) with the field at fault, and nothing is written.\n"
+                 "NAME defaults to the config's \"name\", else the file's base name.\n");
+}
+
+/* The experiment's name: --name, else the config's "name", else the file's base name. */
+static void default_name(const char *path, const json_t *cfg, char *out, size_t size) {
+    const char *n = json_string_value(json_object_get(cfg, "name"));
+    if (n && *n) {
+        snprintf(out, size, "%s", n);
+        return;
+    }
+    const char *base = strrchr(path, '/');
+    snprintf(out, size, "%s", base ? base + 1 : path);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out)
+        *dot = '\0';
+}
+
+int qpo_cmd_submit(int argc, char **argv) {
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *db = NULL, *name = NULL;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'd')
+            db = optarg;
+        else if (c == 'n')
+            name = optarg;
+        else if (c == 'h') {
+            submit_usage(stdout);
+            return 0;
+        } else {
+            submit_usage(stderr);
+            return QPO_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        submit_usage(stderr);
+        return QPO_EXIT_USAGE;
+    }
+    qpo_err err = {0};
+    const char *path = argv[optind];
+    json_t *cfg = qpo_config_load_file(path, &err);
+    json_t *resolved = cfg ? qpo_config_resolve(cfg, &err) : NULL;
+    if (!resolved) {
+        if (cfg)
+            qpo_err_prefix(&err, "%s", path);
+        json_decref(cfg);
+        return qpo_err_print(&err);
+    }
+    json_decref(resolved);
+    char buf[256];
+    default_name(path, cfg, buf, sizeof(buf));
+    PGconn *conn = qpo_sched_connect(db, "qpo submit", &err);
+    int64_t id = 0;
+    int rc = conn ? qpo_experiment_submit(conn, name ? name : buf, cfg, &id, &err) : -1;
+    if (rc == 0)
+        printf("%" PRId64 "\n", id);
+    PQfinish(conn);
+    json_decref(cfg);
+    return rc < 0 ? qpo_err_print(&err) : 0;
+}
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stopping = 1;
+}
+
+static void scheduler_usage(FILE *out) {
+    fprintf(out, "usage: qpo scheduler [--once] [--poll-ms MS] [--db CONNINFO]\n\n"
+                 "Plans submitted experiments into runs and jobs and keeps run and experiment\n"
+                 "states in line with their jobs. Stateless: stop and restart it at any time,\n"
+                 "and run several for availability; none doubles another's work. It wakes on\n"
+                 "every experiment insert (NOTIFY qpo_experiments) and polls every MS\n"
+                 "milliseconds (default 2000). --once: one pass, then exit.\n"
+                 "QPO_SCHEDULER_FAULT_AFTER_JOBS=N (tests only): die by SIGKILL after writing N\n"
+                 "jobs of a plan, before its commit.\n");
+}
+
+/* Plans every waiting experiment, then refreshes states. */
+static int one_pass(PGconn *conn, size_t fault_after, qpo_err *err) {
+    for (;;) {
+        int64_t id = 0;
+        if (qpo_experiment_plan_next(conn, fault_after, &id, err) < 0)
+            return -1;
+        if (!id)
+            break;
+        qpo_info("scheduler: experiment %" PRId64 " handled", id);
+    }
+    return qpo_experiments_refresh(conn, err);
+}
+
+/* Waits for a notification or the poll interval, whichever comes first. */
+static void wait_for_work(PGconn *conn, int poll_ms) {
+    int fd = PQsocket(conn);
+    fd_set set;
+    FD_ZERO(&set);
+    FD_SET(fd, &set);
+    struct timeval tv = {poll_ms / 1000, (poll_ms % 1000) * 1000};
+    if (select(fd + 1, &set, NULL, NULL, &tv) > 0) {
+        PQconsumeInput(conn);
+        PGnotify *n;
+        while ((n = PQnotifies(conn)))
+            PQfreemem(n);
+    }
+}
+
+int qpo_cmd_scheduler(int argc, char **argv) {
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"once", no_argument, NULL, 'o'},
+                                         {"poll-ms", required_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *db = NULL;
+    int once = 0, poll_ms = 2000, c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'd')
+            db = optarg;
+        else if (c == 'o')
+            once = 1;
+        else if (c == 'p' && atoi(optarg) > 0)
+            poll_ms = atoi(optarg);
+        else if (c == 'h') {
+            scheduler_usage(stdout);
+            return 0;
+        } else {
+            scheduler_usage(stderr);
+            return QPO_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        scheduler_usage(stderr);
+        return QPO_EXIT_USAGE;
+    }
+    const char *fault = getenv("QPO_SCHEDULER_FAULT_AFTER_JOBS");
+    size_t fault_after = fault ? (size_t)strtoull(fault, NULL, 10) : 0;
+    qpo_err err = {0};
+    PGconn *conn = qpo_sched_connect(db, "qpo scheduler", &err);
+    if (!conn || qpo_db_exec(conn, "LISTEN qpo_experiments", &err) < 0) {
+        PQfinish(conn);
+        return qpo_err_print(&err);
+    }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    int rc = 0;
+    while (!stopping) {
+        if ((rc = one_pass(conn, fault_after, &err)) < 0 || once)
+            break;
+        wait_for_work(conn, poll_ms);
+        if (qpo_db_conn_lost(conn)) {
+            rc = qpo_err_set(&err, QPO_EXIT_RUNTIME, "lost the database connection");
+            break;
+        }
+    }
+    PQfinish(conn);
+    return rc < 0 ? qpo_err_print(&err) : 0;
+}
