@@ -1,0 +1,99 @@
+#ifndef QPO_POLICY_H
+#define QPO_POLICY_H
+
+/* The QPO policy ("PGDT", recipe section 3): GPT-2 plus a reward token, segment embeddings,
+ * embed_ln, a prompt head (mlp_head + ReLU + tied wte^T) and a return head. Forward, backward
+ * and the loss run on a backend (backend.h); parameters use Hugging Face GPT-2 names and
+ * storage order so checkpoints map 1:1 to memory. Errors go to a caller's buffer. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#define QPO_PGDT_QLEN 40
+#define QPO_PGDT_PLEN 40
+#define QPO_PGDT_SEQ (1 + QPO_PGDT_QLEN + QPO_PGDT_PLEN)
+
+typedef struct qpo_policy_config {
+    int n_layer, n_head, d, vocab, ctx; /* eos = vocab - 1 */
+} qpo_policy_config;
+
+/* "tiny" (2 layers, 4 heads, d 64, vocab 512, ctx 128) or "gpt2" (124M). -1 if unknown. */
+int qpo_policy_config_named(const char *name, qpo_policy_config *out);
+/* Checks sizes are positive, d divisible by n_head, ctx >= 81. -1 with a message. */
+int qpo_policy_config_check(const qpo_policy_config *cfg, char *errbuf, size_t errlen);
+/* {"n_layer":..,"n_head":..,"d":..,"vocab":..,"ctx":..}; malloc'd. */
+char *qpo_policy_config_json(const qpo_policy_config *cfg);
+int qpo_policy_config_parse(const char *json, qpo_policy_config *out, char *errbuf, size_t errlen);
+
+typedef struct qpo_policy qpo_policy;
+
+/* Parameters zeroed; use qpo_policy_init_random or a checkpoint load. */
+qpo_policy *qpo_policy_new(const qpo_policy_config *cfg, const qpo_backend *be, char *errbuf,
+                           size_t errlen);
+void qpo_policy_free(qpo_policy *p);
+const qpo_policy_config *qpo_policy_config_of(const qpo_policy *p);
+const qpo_backend *qpo_policy_backend(const qpo_policy *p);
+
+/* GPT-2's init for the backbone (N(0, 0.02), residual projections / sqrt(2 n_layer)) and
+ * torch's default init for the PGDT heads, as the authors' model gets them; seeded. */
+void qpo_policy_init_random(qpo_policy *p, uint64_t seed);
+/* Re-initialises only the PGDT heads (after loading a Hugging Face backbone). */
+void qpo_policy_init_heads(qpo_policy *p, uint64_t seed);
+
+/* The named tensors, in a fixed order. Shapes as in the checkpoint. */
+size_t qpo_policy_num_tensors(const qpo_policy *p);
+size_t qpo_policy_num_params(const qpo_policy *p);
+typedef struct qpo_policy_tensor {
+    const char *name;
+    int ndim;
+    int64_t shape[2];
+    size_t offset, numel; /* in floats, within the flat parameter (and gradient) buffer */
+} qpo_policy_tensor;
+const qpo_policy_tensor *qpo_policy_tensor_at(const qpo_policy *p, size_t i);
+const qpo_policy_tensor *qpo_policy_tensor_find(const qpo_policy *p, const char *name);
+/* Flat buffers in backend memory (host memory on the CPU backend). */
+float *qpo_policy_params(qpo_policy *p);
+float *qpo_policy_grads(qpo_policy *p);
+
+/* A batch on the host: [B,40] ids and masks (1 = real), reward = r_norm [B]. */
+typedef struct qpo_batch {
+    int B;
+    const int32_t *query_ids, *query_mask, *prompt_ids, *prompt_mask;
+    const float *reward;
+} qpo_batch;
+
+int qpo_batch_check(const qpo_batch *b, int vocab, char *errbuf, size_t errlen);
+
+typedef struct qpo_loss {
+    float ce, mse, loss;
+} qpo_loss;
+
+typedef struct qpo_step_opts {
+    float lambda;          /* weight of the MSE term (0.1) */
+    float dropout;         /* 0 = eval */
+    uint64_t dropout_seed; /* per step */
+} qpo_step_opts;
+
+/* Forward and loss, keeping activations for a following qpo_policy_backward. */
+int qpo_policy_forward(qpo_policy *p, const qpo_batch *b, const qpo_step_opts *o, qpo_loss *out,
+                       char *errbuf, size_t errlen);
+/* Gradients of the last forward's loss into qpo_policy_grads (overwritten, not summed). */
+void qpo_policy_backward(qpo_policy *p);
+
+/* Prompt logits for every prompt slot, dropout off: out [B,40,vocab] on the host. */
+int qpo_policy_logits(qpo_policy *p, const qpo_batch *b, float *out, char *errbuf, size_t errlen);
+
+/* Checkpoints (checkpoint.c). Policy files: safetensors, HF GPT-2 backbone names + PGDT heads,
+ * __metadata__ {"config": JSON, "format": "qpo-pgdt"}, fp32. */
+qpo_policy *qpo_policy_load(const char *path, const qpo_backend *be, char *errbuf, size_t errlen);
+int qpo_policy_save(qpo_policy *p, const char *path, char *errbuf, size_t errlen);
+/* A Hugging Face GPT-2 directory (model.safetensors + config.json) as a fresh policy: the
+ * backbone from the file (fp32/fp16/bf16), the heads initialised with seed. */
+qpo_policy *qpo_policy_from_hf(const char *dir, const qpo_backend *be, uint64_t seed, char *errbuf,
+                               size_t errlen);
+/* Writes every gradient under the weights' names. */
+int qpo_policy_save_grads(qpo_policy *p, const char *path, char *errbuf, size_t errlen);
+
+#endif
