@@ -30,7 +30,7 @@ int qpo_tokenizer_encode(const qpo_tokenizer *tok, const char *text, size_t len,
 
 /* Decodes ids to bytes (NUL-terminated, malloc'd; *out_len without the NUL). eos decodes to
  * "<|endoftext|>". NULL with errbuf set on an id outside the vocabulary. */
-char *qpo_tokenizer_decode(const qpo_tokenizer *tok, const int32_t *ids, size_t n,
-                           size_t *out_len, char *errbuf, size_t errlen);
+char *qpo_tokenizer_decode(const qpo_tokenizer *tok, const int32_t *ids, size_t n, size_t *out_len,
+                           char *errbuf, size_t errlen);
 
 #endif
