@@ -1,0 +1,464 @@
+/* Submitting and planning against a real PostgreSQL, through the qpo binary: submit by CLI
+ * and by SQL (with its NOTIFY), invalid configs, the exact DAG of a 2-task x 2-seed x
+ * 3-loop experiment, a scheduler killed mid-plan, and two schedulers at once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "pgtest.h"
+#include "plan.h"
+#include "sched_util.h"
+
+static qpo_pgtest *pg;
+
+/* 2 tasks x 1 setting x 1 target x 2 seeds, 3 loops, 10 batches, 2 shards, 1 baseline. */
+static const char *dag_config =
+    "{\"tasks\": [\"tweet_emotion\", \"gsm8k\"], \"settings\": [\"zero_shot\"],"
+    " \"seeds\": [0, 1], \"loops\": 3,"
+    " \"targets\": [{\"name\": \"sim\", \"base_url\": \"http://127.0.0.1:9/v1\","
+    " \"model\": \"sim-7b\", \"max_inflight\": 4}],"
+    " \"test\": {\"shards\": 2},"
+    " \"baselines\": [{\"name\": \"manual\", \"prompt\": \"Answer it.\"}]}";
+
+#define JOBS_PER_RUN                                                                               \
+    39 /* 1 + 3 train + 3 evalgen + 6 score + 2 generate + 20 reward + 2 merge + 2 baseline */
+
+static char *write_temp(const char *text) {
+    char *path = strdup("/tmp/qpo-exp-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static int64_t submit_cli(const char *db, const char *config, const char *name) {
+    char *path = write_temp(config);
+    qpo_run_result r;
+    const char *argv[] = {"submit", path, "--name", name, NULL};
+    qpo_run(&r, db, NULL, argv);
+    unlink(path);
+    free(path);
+    if (r.exit_code != 0)
+        fail_msg("qpo submit failed: %s", r.err);
+    return strtoll(r.out, NULL, 10);
+}
+
+static void run_scheduler_once(const char *db, const char *env, qpo_run_result *r) {
+    const char *argv[] = {"scheduler", "--once", NULL};
+    qpo_run(r, db, env, argv);
+}
+
+/* ---- the expected DAG, written out independently of scheduler/plan.c ---- */
+
+typedef struct expect {
+    json_t *jobs;  /* key -> {"kind", "class", "payload"} */
+    json_t *edges; /* "child <- parent" strings */
+} expect;
+
+static void want_job(expect *e, const char *key, const char *kind, const char *cls, json_t *payload,
+                     const char *parent, ...) {
+    json_object_set_new(e->jobs, key,
+                        json_pack("{ss ss so}", "kind", kind, "class", cls, "payload", payload));
+    va_list ap;
+    va_start(ap, parent);
+    for (const char *p = parent; p; p = va_arg(ap, const char *)) {
+        char edge[512];
+        snprintf(edge, sizeof(edge), "%s <- %s", key, p);
+        json_array_append_new(e->edges, json_string(edge));
+    }
+    va_end(ap);
+}
+
+static void expect_run(expect *e, long long run, const char *task) {
+    char k[128], p[128], d0[128];
+    snprintf(d0, sizeof(d0), "run:%lld:import-check", run);
+    want_job(e, d0, "import-check", "cpu",
+             json_pack("{sI ss ss ss}", "run_id", run, "task", task, "setting", "zero_shot",
+                       "target", "sim"),
+             NULL);
+    int test_size = strcmp(task, "gsm8k") ? 100 : 200;
+    for (int t = 1; t <= 3; t++) {
+        char train[128], eg[128], gen[128], merge[128];
+        snprintf(train, sizeof(train), "run:%lld:train:%d", run, t);
+        snprintf(p, sizeof(p), "run:%lld:merge:%d", run, t - 1);
+        want_job(e, train, "train", "gpu", json_pack("{sI si}", "run_id", run, "loop", t),
+                 t == 1 ? d0 : p, NULL);
+        snprintf(eg, sizeof(eg), "run:%lld:evaluate-generate:%d", run, t);
+        want_job(e, eg, "evaluate-generate", "gpu",
+                 json_pack("{sI si si}", "run_id", run, "loop", t, "test_size", test_size), train,
+                 NULL);
+        for (int s = 0; s < 2; s++) {
+            snprintf(k, sizeof(k), "run:%lld:score:%d:%d", run, t, s);
+            want_job(e, k, "score", "cpu",
+                     json_pack("{sI si si si ss}", "run_id", run, "loop", t, "shard", s, "shards",
+                               2, "source", "qpo"),
+                     eg, NULL);
+        }
+        if (t == 3)
+            continue;
+        snprintf(gen, sizeof(gen), "run:%lld:generate:%d", run, t);
+        want_job(
+            e, gen, "generate", "gpu",
+            json_pack("{sI si si si}", "run_id", run, "loop", t, "batches", 10, "batch_size", 100),
+            train, NULL);
+        snprintf(merge, sizeof(merge), "run:%lld:merge:%d", run, t);
+        want_job(e, merge, "merge", "cpu", json_pack("{sI si}", "run_id", run, "loop", t), NULL);
+        for (int b = 0; b < 10; b++) {
+            snprintf(k, sizeof(k), "run:%lld:reward:%d:%d", run, t, b);
+            want_job(e, k, "reward", "cpu",
+                     json_pack("{sI si si}", "run_id", run, "loop", t, "batch", b), gen, NULL);
+            char edge[512];
+            snprintf(edge, sizeof(edge), "%s <- %s", merge, k);
+            json_array_append_new(e->edges, json_string(edge));
+        }
+    }
+    for (int s = 0; s < 2; s++) {
+        snprintf(k, sizeof(k), "run:%lld:score:0:baseline:manual:%d", run, s);
+        want_job(e, k, "score", "cpu",
+                 json_pack("{sI si si si ss ss}", "run_id", run, "loop", 0, "shard", s, "shards", 2,
+                           "source", "baseline:manual", "prompt", "Answer it."),
+                 d0, NULL);
+    }
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorted edge strings of a JSON array, joined by newlines. */
+static char *joined_sorted(json_t *arr) {
+    size_t n = json_array_size(arr), len = 1;
+    const char **v = calloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        v[i] = json_string_value(json_array_get(arr, i));
+        len += strlen(v[i]) + 1;
+    }
+    qsort(v, n, sizeof(*v), cmp_str);
+    char *out = calloc(1, len);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, v[i]);
+        strcat(out, "\n");
+    }
+    free(v);
+    return out;
+}
+
+/* Checks the experiment's jobs and edges against the expected DAG, exactly. */
+static void check_dag(PGconn *conn, int64_t exp) {
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT r.id, r.task FROM qpo.runs r WHERE experiment_id = %lld ORDER BY r.id",
+             (long long)exp);
+    qpo_err err = {0};
+    PGresult *runs = qpo_db_query(conn, sql, 0, NULL, &err);
+    assert_non_null(runs);
+    assert_int_equal(PQntuples(runs), 4);
+    expect e = {json_object(), json_array()};
+    for (int i = 0; i < 4; i++)
+        expect_run(&e, qpo_db_int64(runs, i, 0), PQgetvalue(runs, i, 1));
+    /* Runs in config order: tasks, then seeds. */
+    assert_string_equal(PQgetvalue(runs, 0, 1), "tweet_emotion");
+    assert_string_equal(PQgetvalue(runs, 2, 1), "gsm8k");
+    PQclear(runs);
+
+    snprintf(sql, sizeof(sql),
+             "SELECT j.idempotency_key, j.kind, j.class, j.payload::text, j.state, j.run_id"
+             " FROM qpo.jobs j JOIN qpo.runs r ON r.id = j.run_id WHERE r.experiment_id = %lld",
+             (long long)exp);
+    PGresult *jobs = qpo_db_query(conn, sql, 0, NULL, &err);
+    assert_non_null(jobs);
+    assert_int_equal(PQntuples(jobs), 4 * JOBS_PER_RUN);
+    assert_int_equal(json_object_size(e.jobs), 4 * JOBS_PER_RUN);
+    for (int i = 0; i < PQntuples(jobs); i++) {
+        const char *key = PQgetvalue(jobs, i, 0);
+        json_t *want = json_object_get(e.jobs, key);
+        if (!want)
+            fail_msg("unexpected job %s", key);
+        assert_string_equal(PQgetvalue(jobs, i, 1),
+                            json_string_value(json_object_get(want, "kind")));
+        assert_string_equal(PQgetvalue(jobs, i, 2),
+                            json_string_value(json_object_get(want, "class")));
+        json_t *payload = json_loads(PQgetvalue(jobs, i, 3), 0, NULL);
+        if (!json_equal(payload, json_object_get(want, "payload")))
+            fail_msg("payload of %s: %s", key, PQgetvalue(jobs, i, 3));
+        json_decref(payload);
+        /* Only jobs without parents may run at once. */
+        int root = !strcmp(PQgetvalue(jobs, i, 1), "import-check");
+        assert_string_equal(PQgetvalue(jobs, i, 4), root ? "queued" : "blocked");
+    }
+    PQclear(jobs);
+
+    snprintf(sql, sizeof(sql),
+             "SELECT c.idempotency_key || ' <- ' || p.idempotency_key FROM qpo.job_deps d"
+             " JOIN qpo.jobs c ON c.id = d.child_id JOIN qpo.jobs p ON p.id = d.parent_id"
+             " JOIN qpo.runs r ON r.id = c.run_id WHERE r.experiment_id = %lld",
+             (long long)exp);
+    PGresult *edges = qpo_db_query(conn, sql, 0, NULL, &err);
+    assert_non_null(edges);
+    json_t *got = json_array();
+    for (int i = 0; i < PQntuples(edges); i++)
+        json_array_append_new(got, json_string(PQgetvalue(edges, i, 0)));
+    PQclear(edges);
+    char *a = joined_sorted(got), *b = joined_sorted(e.edges);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    json_decref(got);
+    json_decref(e.jobs);
+    json_decref(e.edges);
+}
+
+static void test_submit_by_cli_and_plan_exact_dag(void **state) {
+    const char *db = qpo_pgtest_new_db(pg);
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", db);
+    int64_t exp = submit_cli(info, dag_config, "dag");
+    assert_true(exp > 0);
+    PGconn *conn = test_connect(info);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT state || ' ' || name FROM qpo.experiments WHERE id = %lld",
+             (long long)exp);
+    char *s = q_str(conn, sql);
+    assert_string_equal(s, "submitted dag");
+    free(s);
+    qpo_run_result r;
+    run_scheduler_once(info, NULL, &r);
+    assert_int_equal(r.exit_code, 0);
+    s = q_str(conn, sql);
+    assert_string_equal(s, "planned dag");
+    free(s);
+    check_dag(conn, exp);
+    /* The resolved config is stored for the workers. */
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT resolved_config #>> '{hyper,epochs_first}' FROM qpo.experiments WHERE id = %lld",
+        (long long)exp);
+    s = q_str(conn, sql);
+    assert_string_equal(s, "100");
+    free(s);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.targets WHERE name = 'sim' AND "
+                                 "config->>'max_inflight' = '4'"),
+                     1);
+    /* A second pass plans nothing more. */
+    run_scheduler_once(info, NULL, &r);
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs"), 4 * JOBS_PER_RUN);
+    PQfinish(conn);
+}
+
+static void test_submit_by_sql_notifies_and_plans(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    PGconn *listener = test_connect(info);
+    q_exec(listener, "LISTEN qpo_experiments");
+    PGconn *conn = test_connect(info);
+    char *sql = NULL;
+    assert_true(asprintf(&sql,
+                         "INSERT INTO qpo.experiments (name, config) VALUES ('by-sql', '%s') "
+                         "RETURNING id",
+                         dag_config) > 0);
+    int64_t exp = q_int(conn, sql);
+    free(sql);
+    /* The notification carries the new id. */
+    PGnotify *n = NULL;
+    for (int tries = 0; tries < 50 && !n; tries++) {
+        int fd = PQsocket(listener);
+        fd_set set;
+        FD_ZERO(&set);
+        FD_SET(fd, &set);
+        struct timeval tv = {0, 100000};
+        select(fd + 1, &set, NULL, NULL, &tv);
+        PQconsumeInput(listener);
+        n = PQnotifies(listener);
+    }
+    assert_non_null(n);
+    assert_string_equal(n->relname, "qpo_experiments");
+    assert_int_equal(strtoll(n->extra, NULL, 10), exp);
+    PQfreemem(n);
+    qpo_run_result r;
+    run_scheduler_once(info, NULL, &r);
+    assert_int_equal(r.exit_code, 0);
+    check_dag(conn, exp);
+    PQfinish(listener);
+    PQfinish(conn);
+}
+
+static void test_invalid_config_by_cli_writes_nothing(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    char *path = write_temp("{\"tasks\": [\"gsm8k\", \"tweet\"], \"settings\": [\"zero_shot\"],"
+                            " \"seeds\": [0], \"targets\": []}");
+    qpo_run_result r;
+    const char *argv[] = {"submit", path, NULL};
+    qpo_run(&r, info, NULL, argv);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "tasks[1]: unknown task \"tweet\"; known: "));
+    unlink(path);
+    free(path);
+    PGconn *conn = test_connect(info);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.experiments"), 0);
+    PQfinish(conn);
+}
+
+static void test_invalid_config_by_sql_is_marked_invalid(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    PGconn *conn = test_connect(info);
+    int64_t bad =
+        q_int(conn, "INSERT INTO qpo.experiments (name, config) VALUES ('bad', '{\"tasks\": "
+                    "[\"svamp\"], \"settings\": [\"zero_shot\"], \"seeds\": [0], \"targets\": "
+                    "[{\"name\": \"x\", \"base_url\": \"http://h\", \"model\": \"m\", "
+                    "\"api_key\": \"sk-secret\"}]}') RETURNING id");
+    qpo_run_result r;
+    run_scheduler_once(info, NULL, &r);
+    assert_int_equal(r.exit_code, 0);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT state || ': ' || error FROM qpo.experiments WHERE id = %lld",
+             (long long)bad);
+    char *s = q_str(conn, sql);
+    assert_string_equal(s, "invalid: targets[0].api_key: keys are never stored in the database");
+    free(s);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs"), 0);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs"), 0);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.targets"), 0);
+    PQfinish(conn);
+}
+
+/* A clash with an existing target is found only at planning: the experiment is invalid and
+ * the transaction that already wrote runs is rolled back. */
+static void test_target_clash_rolls_back(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    PGconn *conn = test_connect(info);
+    q_exec(conn, "INSERT INTO qpo.targets (name, base_url, model) VALUES ('sim', "
+                 "'http://other:1/v1', 'other-model')");
+    int64_t exp = submit_cli(info, dag_config, "clash");
+    qpo_run_result r;
+    run_scheduler_once(info, NULL, &r);
+    assert_int_equal(r.exit_code, 0);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT state || ': ' || error FROM qpo.experiments WHERE id = %lld",
+             (long long)exp);
+    char *s = q_str(conn, sql);
+    assert_non_null(strstr(s, "invalid: targets[0]: target \"sim\" already exists"));
+    free(s);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs"), 0);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs"), 0);
+    PQfinish(conn);
+}
+
+static void test_killed_mid_plan_then_restarted(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    int64_t exp = submit_cli(info, dag_config, "crash");
+    qpo_run_result r;
+    run_scheduler_once(info, "QPO_SCHEDULER_FAULT_AFTER_JOBS=20", &r);
+    assert_int_equal(r.signal, SIGKILL);
+    PGconn *conn = test_connect(info);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT state FROM qpo.experiments WHERE id = %lld", (long long)exp);
+    char *s = q_str(conn, sql);
+    assert_string_equal(s, "submitted");
+    free(s);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs"), 0);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs"), 0);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.job_deps"), 0);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.targets"), 0);
+    run_scheduler_once(info, NULL, &r);
+    assert_int_equal(r.exit_code, 0);
+    s = q_str(conn, sql);
+    assert_string_equal(s, "planned");
+    free(s);
+    check_dag(conn, exp);
+    PQfinish(conn);
+}
+
+static void test_two_schedulers_double_nothing(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    int64_t exps[4];
+    for (int i = 0; i < 4; i++)
+        exps[i] = submit_cli(info, dag_config, "pair");
+    const char *argv[] = {"scheduler", "--once", NULL};
+    int a = qpo_spawn(info, NULL, argv), b = qpo_spawn(info, NULL, argv);
+    qpo_run_result ra, rb;
+    qpo_wait(a, &ra);
+    qpo_wait(b, &rb);
+    assert_int_equal(ra.exit_code, 0);
+    assert_int_equal(rb.exit_code, 0);
+    PGconn *conn = test_connect(info);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.experiments WHERE state = 'planned'"),
+                     4);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs"), 16);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs"), 16 * JOBS_PER_RUN);
+    for (int i = 0; i < 4; i++)
+        check_dag(conn, exps[i]);
+    PQfinish(conn);
+}
+
+/* Writing the same plan again (a scheduler that lost its commit acknowledgement and
+ * retries) creates nothing: every key is already there. */
+static void test_enqueue_is_idempotent(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    int64_t exp = submit_cli(info, dag_config, "again");
+    qpo_run_result r;
+    run_scheduler_once(info, NULL, &r);
+    PGconn *conn = test_connect(info);
+    qpo_err err = {0};
+    json_t *cfg = json_loads(dag_config, 0, NULL);
+    json_t *resolved = qpo_config_resolve(cfg, &err);
+    assert_non_null(resolved);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT id, task FROM qpo.runs WHERE experiment_id = %lld ORDER BY id",
+             (long long)exp);
+    PGresult *res = qpo_db_query(conn, sql, 0, NULL, &err);
+    assert_non_null(res);
+    qpo_plan_run runs[4];
+    for (int i = 0; i < 4; i++)
+        runs[i] = (qpo_plan_run){qpo_db_int64(res, i, 0), PQgetvalue(res, i, 1), "zero_shot", "sim",
+                                 i % 2};
+    qpo_plan plan = {0};
+    assert_int_equal(qpo_plan_build(exp, resolved, runs, 4, &plan, &err), 0);
+    size_t created = 99;
+    assert_int_equal(qpo_db_begin(conn, &err), 0);
+    assert_int_equal(qpo_plan_enqueue(conn, &plan, 0, &created, &err), 0);
+    assert_int_equal(qpo_db_commit(conn, &err), 0);
+    assert_int_equal(created, 0);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs"), 4 * JOBS_PER_RUN);
+    qpo_plan_free(&plan);
+    PQclear(res);
+    json_decref(resolved);
+    json_decref(cfg);
+    check_dag(conn, exp);
+    PQfinish(conn);
+}
+
+int main(void) {
+    pg = qpo_pgtest_start();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_submit_by_cli_and_plan_exact_dag),
+        cmocka_unit_test(test_submit_by_sql_notifies_and_plans),
+        cmocka_unit_test(test_invalid_config_by_cli_writes_nothing),
+        cmocka_unit_test(test_invalid_config_by_sql_is_marked_invalid),
+        cmocka_unit_test(test_target_clash_rolls_back),
+        cmocka_unit_test(test_killed_mid_plan_then_restarted),
+        cmocka_unit_test(test_two_schedulers_double_nothing),
+        cmocka_unit_test(test_enqueue_is_idempotent),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    qpo_pgtest_stop(pg);
+    return rc;
+}
