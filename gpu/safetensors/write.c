@@ -1,6 +1,9 @@
 /* The atomic writer: the whole file goes to a temporary name beside the target, is fsync'd,
  * renamed over the target and the directory fsync'd, so readers and crashes see the old file
  * or the new one, never a mix. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* mkostemp */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
