@@ -256,7 +256,11 @@ qpo_job_status qpo_scoring_job_run(qpo_scoring *s, qpo_llm_session *ls, const qp
         return QPO_JOB_CANCELLED;
     }
     if (rc < 0) {
-        return err->code == QPO_EXIT_USAGE || !s->failure_retryable ? QPO_JOB_FATAL : QPO_JOB_RETRY;
+        /* A failure the client would not retry (missing logprobs, a 4xx) is the target's
+         * nature only when nothing succeeded; beside successes it was one bad reply, and a job
+         * retry costs just the failed requests (the rest come from the cache). */
+        bool hopeless = !s->failure_retryable && s->failed == s->requests;
+        return err->code == QPO_EXIT_USAGE || hopeless ? QPO_JOB_FATAL : QPO_JOB_RETRY;
     }
     return QPO_JOB_OK;
 }
