@@ -1,7 +1,7 @@
 /* The GPT-2 pre-tokenizer: contractions, letter runs, number runs, other-symbol runs and
  * whitespace, each optionally led by one space. The pattern is GPT-2's, except that \s is
- * spelled out as Unicode White_Space (PCRE2's UCP \s lacks U+0085), which is what GPT-2's
- * Python `regex` module, tiktoken and Hugging Face tokenizers use. */
+ * spelled out as Unicode White_Space (PCRE2's UCP \s lacks U+0085), which is what tiktoken
+ * and Hugging Face tokenizers (Rust's regex) use. */
 #include "tok_internal.h"
 
 #define WS "\\s\\x{85}"

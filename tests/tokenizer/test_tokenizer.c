@@ -158,6 +158,40 @@ static void test_pre_tokenizer_splits(void **state) {
     free(p);
 }
 
+/* encode(whole) must equal the concatenation of encoding each part alone. */
+static void assert_splits_into(const qpo_tokenizer *tok, const char *whole, const char **parts,
+                               int n_parts) {
+    ids w = encs(tok, whole), cat = {0};
+    for (int i = 0; i < n_parts; i++)
+        assert_int_equal(
+            qpo_tokenizer_encode(tok, parts[i], strlen(parts[i]), &cat.v, &cat.n, &cat.cap), 0);
+    assert_int_equal(w.n, cat.n);
+    assert_memory_equal(w.v, cat.v, w.n * sizeof(int32_t));
+    free(w.v);
+    free(cat.v);
+}
+
+/* \s is Unicode White_Space, as in tiktoken and Hugging Face: U+0085 (NEL) is whitespace, so
+ * in "x \u0085y" the space and NEL split like two spaces; U+FEFF is not, so a space leads it
+ * as it leads any symbol. (JavaScript's \s, in gpt-tokenizer, has both the other way round:
+ * it gives " \u0085" one pre-token and the space its own.) */
+static void test_whitespace_is_unicode_white_space(void **state) {
+    NEED_GPT2();
+    const char *nel[] = {"x", " ", "\xc2\x85", "y"};
+    assert_splits_into(gpt2, "x \xc2\x85y", nel, 4);
+    const char *bom[] = {"x", " \xef\xbb\xbf", "y"};
+    assert_splits_into(gpt2, "x \xef\xbb\xbfy", bom, 3);
+    const char *em[] = {"a", "\xe2\x80\x83", "\xe2\x80\x83", "b"}; /* em spaces */
+    assert_splits_into(gpt2,
+                       "a\xe2\x80\x83\xe2\x80\x83"
+                       "b",
+                       em, 4);
+    /* The split matters: the NEL after a space is not merged with it. */
+    ids r = encs(gpt2, "x \xc2\x85y");
+    assert_int_equal(r.v[1], 220); /* " " alone */
+    free(r.v);
+}
+
 static void test_round_trips(void **state) {
     NEED_GPT2();
     const char *texts[] = {
@@ -396,10 +430,15 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_byte_tokenizer),       cmocka_unit_test(test_known_vectors),
-        cmocka_unit_test(test_pre_tokenizer_splits), cmocka_unit_test(test_round_trips),
-        cmocka_unit_test(test_invalid_utf8),         cmocka_unit_test(test_long_lines),
-        cmocka_unit_test(test_merge_order),          cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_byte_tokenizer),
+        cmocka_unit_test(test_known_vectors),
+        cmocka_unit_test(test_pre_tokenizer_splits),
+        cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_whitespace_is_unicode_white_space),
+        cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_merge_order),
+        cmocka_unit_test(test_load_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
