@@ -5,6 +5,7 @@
 
 #include "db.h"
 #include "pgarray.h"
+#include "prepared.h"
 #include "queue.h"
 
 typedef struct batch_params {
@@ -107,7 +108,7 @@ static int insert_jobs(PGconn *conn, const qpo_enqueue_opts *opts, size_t n, int
     params_close(&p);
     const char *params[] = {p.kinds.s, p.payloads.s, p.priorities.s, p.attempts.s,
                             p.keys.s,  p.run_ids.s,  p.run_after.s,  p.blocked.s};
-    PGresult *res = qpo_db_named(conn, "queue_enqueue_batch", 8, params, err);
+    PGresult *res = qpo_queue_exec(conn, "queue_enqueue_batch", 8, params, err);
     params_free(&p);
     if (!res)
         return -1;

@@ -6,6 +6,7 @@
 
 #include "db.h"
 #include "pgarray.h"
+#include "prepared.h"
 #include "queue.h"
 
 static void kinds_array(qpo_strbuf *b, const char *const *kinds, size_t n) {
@@ -50,7 +51,7 @@ int qpo_claim(PGconn *conn, const char *job_class, const char *const *kinds, siz
     snprintf(maxs, sizeof(maxs), "%d", max);
     snprintf(lease, sizeof(lease), "%.3f", lease_s);
     const char *params[] = {job_class, k.s, maxs, owner, lease};
-    PGresult *res = qpo_db_named(conn, "queue_claim", 5, params, err);
+    PGresult *res = qpo_queue_exec(conn, "queue_claim", 5, params, err);
     qpo_sb_free(&k);
     if (!res)
         return -1;
@@ -101,7 +102,7 @@ int qpo_complete_batch(PGconn *conn, const char *owner, const qpo_lease_ref *ref
     }
     qpo_sb_puts(&res_json, "]");
     const char *params[] = {ids.s, attempts.s, res_json.s, owner};
-    PGresult *res = qpo_db_named(conn, "queue_complete_batch", 4, params, err);
+    PGresult *res = qpo_queue_exec(conn, "queue_complete_batch", 4, params, err);
     qpo_sb_free(&ids);
     qpo_sb_free(&attempts);
     qpo_sb_free(&res_json);
@@ -117,7 +118,7 @@ int qpo_fence_lock(PGconn *conn, const char *owner, qpo_lease_ref ref, bool *hel
     snprintf(id, sizeof(id), "%lld", (long long)ref.id);
     snprintf(attempt, sizeof(attempt), "%d", ref.attempt);
     const char *params[] = {id, attempt, owner};
-    PGresult *res = qpo_db_named(conn, "queue_fence_lock", 3, params, err);
+    PGresult *res = qpo_queue_exec(conn, "queue_fence_lock", 3, params, err);
     if (!res)
         return -1;
     *held = PQntuples(res) == 1;
@@ -134,7 +135,7 @@ int qpo_fail(PGconn *conn, const char *owner, qpo_lease_ref ref, const char *err
     snprintf(cap, sizeof(cap), "%.3f", backoff.cap_ms);
     const char *params[] = {
         id, attempt, owner, error && *error ? error : "failed", fatal ? "t" : "f", base, cap};
-    PGresult *res = qpo_db_named(conn, "queue_fail", 7, params, err);
+    PGresult *res = qpo_queue_exec(conn, "queue_fail", 7, params, err);
     if (!res)
         return -1;
     if (new_state)
@@ -150,7 +151,7 @@ static PGresult *refs_statement(PGconn *conn, const char *stmt, const char *owne
     qpo_strbuf ids, attempts;
     refs_arrays(&ids, &attempts, refs, n);
     const char *params[] = {ids.s, attempts.s, owner, extra};
-    PGresult *res = qpo_db_named(conn, stmt, extra ? 4 : 3, params, err);
+    PGresult *res = qpo_queue_exec(conn, stmt, extra ? 4 : 3, params, err);
     qpo_sb_free(&ids);
     qpo_sb_free(&attempts);
     return res;

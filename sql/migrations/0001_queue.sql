@@ -31,7 +31,7 @@ CREATE TABLE qpo.jobs (
     payload jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object'),
     result jsonb,
     last_error text,
-    idempotency_key text UNIQUE,
+    idempotency_key text,
     run_id bigint,
     created_at timestamptz NOT NULL DEFAULT now(),
     -- started_at: when the latest attempt was claimed.
@@ -54,7 +54,10 @@ CREATE INDEX jobs_claim_idx ON qpo.jobs (class, priority DESC, run_after, id)
     WHERE state IN ('queued', 'failed');
 -- Reaping: running jobs by lease expiry.
 CREATE INDEX jobs_lease_idx ON qpo.jobs (lease_expires_at) WHERE state = 'running';
--- "Is there unfinished work?" (workers with --exit-when-idle, the scheduler).
-CREATE INDEX jobs_unfinished_idx ON qpo.jobs (class, kind)
-    WHERE state IN ('blocked', 'queued', 'running', 'failed');
+-- Unique among the jobs that have one. Partial, so the (many) jobs without a key add no entry
+-- on every update.
+CREATE UNIQUE INDEX jobs_idempotency_key_idx ON qpo.jobs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+-- Blocked jobs, for "is there unfinished work?" (queued and failed ones are in the claim index).
+CREATE INDEX jobs_blocked_idx ON qpo.jobs (class) WHERE state = 'blocked';
 CREATE INDEX jobs_run_idx ON qpo.jobs (run_id) WHERE run_id IS NOT NULL;

@@ -12,17 +12,18 @@ CREATE INDEX job_deps_parent_idx ON qpo.job_deps (parent_id);
 -- One row per transition, written by the triggers on qpo.jobs (0003), never changed.
 -- No foreign key to qpo.jobs: the check would cost a lookup per event on the hot path, and
 -- the triggers are the only writers. from_state is NULL for the row written on insert.
+-- The key leads with job_id: one index serves both uniqueness and "the history of job N".
 CREATE TABLE qpo.job_events (
-    id bigserial PRIMARY KEY,
+    id bigserial NOT NULL,
     job_id bigint NOT NULL,
     from_state text,
     to_state text NOT NULL,
     attempt integer NOT NULL,
     worker text,
     at timestamptz NOT NULL DEFAULT now(),
-    error text
+    error text,
+    PRIMARY KEY (job_id, id)
 );
-CREATE INDEX job_events_job_idx ON qpo.job_events (job_id, id);
 
 CREATE FUNCTION qpo.job_events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

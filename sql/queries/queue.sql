@@ -19,7 +19,7 @@ WITH input AS (
            max_attempts, idem_key, run_id, coalesce(run_after::timestamptz, now()),
            coalesce(($2::jsonb) -> (ord::int - 1), '{}')
       FROM input ORDER BY ord
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id
 )
 SELECT coalesce(ins.id, (SELECT j.id FROM qpo.jobs j WHERE j.idempotency_key = input.idem_key)),
@@ -117,10 +117,11 @@ UPDATE qpo.jobs j
 RETURNING j.id;
 
 -- name: queue_has_unfinished
-SELECT EXISTS (
-    SELECT 1 FROM qpo.jobs
-     WHERE state IN ('blocked', 'queued', 'failed') AND class = $1
-       AND kind = ANY ($2::text[]));
+-- Running jobs do not count: their workers settle them, or the reaper does.
+SELECT EXISTS (SELECT 1 FROM qpo.jobs
+                WHERE state IN ('queued', 'failed') AND class = $1 AND kind = ANY ($2::text[]))
+    OR EXISTS (SELECT 1 FROM qpo.jobs
+                WHERE state = 'blocked' AND class = $1 AND kind = ANY ($2::text[]));
 
 -- name: queue_cancel
 SELECT qpo.cancel_job($1::bigint, $2);

@@ -49,6 +49,7 @@ static bool complete_batch(worker *w) {
                          (long long)refs[i].id, refs[i].attempt);
         }
         w->completed_total += n;
+        w->complete_calls++;
     } else if (qpo_db_conn_lost(w->conn)) {
         worker_db_failed(w, &err, "completing jobs");
         ok = false;

@@ -149,6 +149,7 @@ static void claim_more(worker *w) {
             worker_db_failed(w, &err, "claiming");
             return;
         }
+        w->claim_calls++;
         dispatch(w, jobs, n);
         bool cancel = false;
         bool announced = drain_notifies(w, &cancel);
@@ -423,7 +424,9 @@ int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err) {
         claim_more(w);
         if (!w->stopped)
             event_base_dispatch(w->base);
-        qpo_info("worker %s: stopped after %zu claims", opts->name, w->claimed_total);
+        qpo_info("worker %s: stopped; %zu jobs claimed in %zu statements, %zu completed in %zu",
+                 opts->name, w->claimed_total, w->claim_calls, w->completed_total,
+                 w->complete_calls);
     }
     teardown(w);
     pthread_mutex_destroy(&w->mu);

@@ -59,6 +59,7 @@ typedef struct worker {
     bool draining;
     bool stopped;
     size_t claimed_total, completed_total;
+    size_t claim_calls, complete_calls; /* mean batch sizes, logged at exit */
 } worker;
 
 /* slots.c */
