@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,40 @@ static void test_long_lines(void **state) {
     free(s);
 }
 
+/* Encoding takes a const tokenizer and keeps no shared mutable state: two threads encoding
+ * at once get what one thread gets. */
+typedef struct job {
+    const char *text;
+    ids out;
+} job;
+
+static void *encode_many(void *arg) {
+    job *j = arg;
+    for (int rep = 0; rep < 50; rep++) {
+        free(j->out.v);
+        j->out = encs(gpt2, j->text);
+    }
+    return NULL;
+}
+
+static void test_threads(void **state) {
+    NEED_GPT2();
+    const char *text = "Threads 🙂 share one tokenizer: don't they? 12345 日本語 \xff end";
+    job jobs[2] = {{text, {0}}, {text, {0}}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, encode_many, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    ids one = encs(gpt2, text);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(jobs[i].out.n, one.n);
+        assert_memory_equal(jobs[i].out.v, one.v, one.n * sizeof(int32_t));
+        free(jobs[i].out.v);
+    }
+    free(one.v);
+}
+
 /* ---- tiny hand-made vocabularies: merge order, the whole-token shortcut, load errors ---- */
 
 static char dir[64];
@@ -391,6 +426,13 @@ static void test_load_errors(void **state) {
     put("vocab.bpe", "a b\n\xe2\x82\xac b\n"); /* U+20AC is outside the byte alphabet */
     expect_load_error("vocab.bpe line 2", "byte alphabet");
 
+    /* Hugging Face's names: merges.txt is named when missing. */
+    clear_dir();
+    put_encoder("vocab.json", extra, 1);
+    expect_load_error("merges.txt", "cannot open");
+    unlink(in_dir("vocab.json"));
+    put_encoder("encoder.json", extra, 1);
+
     put("encoder.json", "{\"a\": 0,");
     expect_load_error("encoder.json", NULL);
     put("encoder.json", "[1, 2]");
@@ -437,6 +479,7 @@ int main(void) {
         cmocka_unit_test(test_whitespace_is_unicode_white_space),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_merge_order),
         cmocka_unit_test(test_load_errors),
     };
