@@ -325,6 +325,8 @@ static int read_imdb_class(reader *r, const char *dir, const char *cls, qpo_err 
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, cls);
     DIR *d = opendir(path);
+    if (!d && errno == ENOENT)
+        return 0; /* a split holding one class only */
     if (!d)
         return io_err(err, path);
     size_t n = 0, cap = 1024;
@@ -389,10 +391,13 @@ static const char *split_from_name(const char *task, const char *path) {
 
 static const char *detect_format(const char *path, qpo_err *err) {
     if (is_dir(path)) {
-        char probe[4200];
-        snprintf(probe, sizeof(probe), "%s/neg", path);
-        if (is_dir(probe))
-            return "aclimdb";
+        static const char *const probes[] = {"neg", "pos", "train/neg", "test/neg"};
+        for (int i = 0; i < 4; i++) {
+            char probe[4200];
+            snprintf(probe, sizeof(probe), "%s/%s", path, probes[i]);
+            if (is_dir(probe))
+                return "aclimdb";
+        }
         return qpo_err_set(err, QPO_EXIT_USAGE, "%s: a folder, but not an aclImdb split", path),
                NULL;
     }
