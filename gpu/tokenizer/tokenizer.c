@@ -96,6 +96,10 @@ static int encode_valid(const qpo_tokenizer *tok, pcre2_match_data *md, const un
     size_t at = 0;
     while (at < len) {
         int rc = pcre2_match(tok->re, s, len, at, PCRE2_NO_UTF_CHECK, md, NULL);
+        /* A JIT resource error (never seen, even on 10 MB runs) retries in the interpreter;
+         * should that fail too, the rest of the run becomes one pre-token: never lost. */
+        if (rc < 0 && rc != PCRE2_ERROR_NOMATCH)
+            rc = pcre2_match(tok->re, s, len, at, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, NULL);
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t start = rc > 0 ? ov[0] : len, end = rc > 0 ? ov[1] : len;
         if (start > at && tok_bpe_word(tok, s + at, start - at, ids, n, cap) != 0)
