@@ -1,4 +1,5 @@
 /* The CPU backend's table: host memory and the ops in this folder. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,9 @@ static const qpo_backend cpu_backend = {
     .adamw_update = qpo_cpu_adamw_update,
 };
 
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
 const qpo_backend *qpo_backend_cpu(void) {
+    pthread_once(&blas_once, qpo_cpu_blas_init);
     return &cpu_backend;
 }

@@ -16,6 +16,8 @@ static inline float qpo_dropout_scale(qpo_dropout d, uint64_t index) {
     return qpo_hash_unit(d.seed, index) >= d.p ? 1.0f / (1.0f - d.p) : 0.0f;
 }
 
+/* Puts OpenBLAS in single-thread mode (OpenMP does the splitting). */
+void qpo_cpu_blas_init(void);
 void qpo_cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                             int C, int OC, int w_in_out);
 void qpo_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,

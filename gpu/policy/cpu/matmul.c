@@ -1,9 +1,48 @@
 /* Linear layers through OpenBLAS sgemm; weights in either storage order so checkpoints map
- * 1:1 to memory (GPT-2 Conv1D is [in,out], torch Linear heads are [out,in]). */
+ * 1:1 to memory (GPT-2 Conv1D is [in,out], torch Linear heads are [out,in]).
+ *
+ * Threads: OpenBLAS runs single-threaded and OpenMP splits each product by output rows or
+ * columns, never along the summed dimension. One thread pool for everything: OpenMP threads
+ * spinning between regions next to OpenBLAS's own pool made small steps 30x slower. */
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "cpu_ops.h"
+
+#define SPLIT_ALIGN 16
+
+void qpo_cpu_blas_init(void) {
+    openblas_set_num_threads(1);
+}
+
+/* C[M,N] = alpha op(A) op(B) + beta C, row-major, split over M or N across OpenMP threads. */
+static void par_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                      int ldb, float beta, float *C, int ldc) {
+    int nt = omp_get_max_threads();
+    int split_m = M >= N;
+    int len = split_m ? M : N;
+    int chunk = (len + nt - 1) / nt;
+    chunk = (chunk + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
+    if ((double)M * N * K < 4e5 || len <= SPLIT_ALIGN)
+        nt = 1, chunk = len;
+    int nchunks = (len + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int c = 0; c < nchunks; c++) {
+        int i0 = c * chunk, n = len - i0 < chunk ? len - i0 : chunk;
+        const float *a = A, *b = B;
+        float *cc;
+        if (split_m) {
+            a = ta ? A + i0 : A + (size_t)i0 * lda;
+            cc = C + (size_t)i0 * ldc;
+        } else {
+            b = tb ? B + (size_t)i0 * ldb : B + i0;
+            cc = C + i0;
+        }
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    split_m ? n : M, split_m ? N : n, K, 1.0f, a, lda, b, ldb, beta, cc, ldc);
+    }
+}
 
 void qpo_cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                             int C, int OC, int w_in_out) {
@@ -14,8 +53,7 @@ void qpo_cpu_matmul_forward(float *out, const float *inp, const float *w, const 
             memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, w_in_out ? CblasNoTrans : CblasTrans, N, OC, C, 1.0f,
-                inp, C, w, w_in_out ? OC : C, beta, out, OC);
+    par_sgemm(0, !w_in_out, N, OC, C, inp, C, w, w_in_out ? OC : C, beta, out, OC);
 }
 
 /* dbias[o] += sum_n dout[n,o]: threads own column blocks, rows summed in order. */
@@ -35,16 +73,12 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
 
 void qpo_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                              const float *inp, const float *w, int N, int C, int OC, int w_in_out) {
-    if (dinp) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, w_in_out ? CblasTrans : CblasNoTrans, N, C, OC,
-                    1.0f, dout, OC, w, w_in_out ? OC : C, 1.0f, dinp, C);
-    }
+    if (dinp)
+        par_sgemm(0, w_in_out, N, C, OC, dout, OC, w, w_in_out ? OC : C, 1.0f, dinp, C);
     if (w_in_out)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f,
-                    dw, OC);
+        par_sgemm(1, 0, C, OC, N, inp, C, dout, OC, 1.0f, dw, OC);
     else
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
-                    dw, C);
+        par_sgemm(1, 0, OC, C, N, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias)
         bias_backward(dbias, dout, N, OC);
 }
