@@ -85,7 +85,8 @@ DECLARE
 BEGIN
     INSERT INTO qpo.job_events (job_id, from_state, to_state, attempt, worker, error)
         SELECT n.id, o.state, n.state, n.attempt, coalesce(n.lease_owner, o.lease_owner),
-               CASE WHEN n.last_error IS DISTINCT FROM o.last_error THEN n.last_error END
+               CASE WHEN n.state IN ('failed', 'dead', 'cancelled')
+                      OR (o.state = 'running' AND n.state = 'queued') THEN n.last_error END
           FROM new_rows n JOIN old_rows o ON o.id = n.id
          WHERE n.state <> o.state;
     -- Only finished parents can change a child; most statements (claims, heartbeats) stop here.
