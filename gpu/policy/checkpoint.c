@@ -21,11 +21,16 @@ static const char *strip_prefix(const char *name) {
     return is_prefix_of("transformer.", name) ? name + strlen("transformer.") : name;
 }
 
-/* Tensors in a Hugging Face file that the policy does not hold, on purpose. */
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* Tensors in a Hugging Face file that the policy does not hold, on purpose: the causal-mask
+ * buffers and the LM head (tied to wte). */
 static int hf_ignorable(const char *name) {
-    size_t n = strlen(name);
-    return !strcmp(name, "lm_head.weight") || (n > 9 && !strcmp(name + n - 9, ".attn.bias")) ||
-           (n > 16 && !strcmp(name + n - 16, ".attn.masked_bias"));
+    return !strcmp(name, "lm_head.weight") || ends_with(name, ".attn.bias") ||
+           ends_with(name, ".attn.masked_bias");
 }
 
 static const qpo_st_tensor *find_tensor(const qpo_st_file *f, const char *name, source src) {
