@@ -2,6 +2,7 @@
  * many at a time in one fenced statement (the throughput path); if that statement fails for
  * another reason than a lost connection, each job is completed alone so one bad result cannot
  * hold back the rest. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,7 +86,10 @@ static bool settle_one(worker *w, item *it) {
     if (it->status == QPO_JOB_RETRY || it->status == QPO_JOB_FATAL) {
         char state[16] = "";
         qpo_backoff b = {w->o.backoff_base_ms, w->o.backoff_cap_ms};
-        const char *msg = qpo_err_is_set(&it->err) ? it->err.msg : "handler failed";
+        char msg[sizeof(it->err.msg) + sizeof(it->err.detail) + 4] = "handler failed";
+        if (qpo_err_is_set(&it->err))
+            snprintf(msg, sizeof(msg), "%s%s%s", it->err.msg, it->err.detail[0] ? "; " : "",
+                     it->err.detail);
         rc = qpo_fail(w->conn, w->o.name, ref, msg, it->status == QPO_JOB_FATAL, b, state, &err);
         if (rc == 0 && state[0])
             qpo_info("worker %s: job %lld (%s) attempt %d %s: %s", w->o.name, (long long)it->c.id,

@@ -1,0 +1,141 @@
+/* The worker runtime as users run it: `qpo worker` processes of the real binary against a
+ * real PostgreSQL. Built-in kinds, retries through the runtime, cancelling a running job,
+ * SIGTERM drain and release, and surviving a server restart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pgtest.h"
+#include "qtest.h"
+
+static qpo_pgtest *pg;
+
+typedef struct db {
+    char info[600];
+    PGconn *conn;
+} db;
+
+static void fresh(db *d) {
+    snprintf(d->info, sizeof(d->info), "%s", qpo_pgtest_new_db(pg));
+    d->conn = qt_connect(d->info);
+}
+
+static void test_builtin_kinds_and_retries(void **state) {
+    db d;
+    fresh(&d);
+    qt_exec(d.conn, "INSERT INTO qpo.jobs (kind, payload) VALUES ('noop', '{}'), "
+                    "('sleep', '{\"ms\": 50}'), ('fail', '{\"times\": 2}'), "
+                    "('fail', '{\"times\": 1, \"fatal\": true}'), ('sleep', '{\"ms\": \"x\"}')");
+    pid_t w = qt_worker(d.info, "--class", "cpu", "--kinds", "noop,sleep,fail", "--name", "w1",
+                        "--concurrency", "3", "--exit-when-idle", "--poll", "0.05", "--backoff-ms",
+                        "20,100", NULL);
+    assert_int_equal(qt_wait_exit(w, 60), 0);
+    assert_string_equal(qt_text(d.conn, "SELECT string_agg(kind || ':' || state || ':' || "
+                                        "attempt, ' ' ORDER BY id) FROM qpo.jobs"),
+                        "noop:succeeded:1 sleep:succeeded:1 fail:succeeded:3 fail:dead:1 "
+                        "sleep:dead:1");
+    assert_string_equal(qt_text(d.conn, "SELECT result::text FROM qpo.jobs WHERE id = 2"),
+                        "{\"slept_ms\": 50}");
+    assert_non_null(strstr(qt_text(d.conn, "SELECT last_error FROM qpo.jobs WHERE id = 5"),
+                           "\"ms\" must be a non-negative integer"));
+    /* job_events agrees with the final states: the last event of each job is its state. */
+    assert_int_equal(qt_int(d.conn, "SELECT count(*) FROM qpo.jobs j WHERE j.state <> (SELECT "
+                                    "to_state FROM qpo.job_events e WHERE e.job_id = j.id "
+                                    "ORDER BY id DESC LIMIT 1)"),
+                     0);
+    PQfinish(d.conn);
+}
+
+static void test_bad_usage_exits_2(void **state) {
+    db d;
+    fresh(&d);
+    assert_int_equal(qt_wait_exit(qt_worker(d.info, "--class", "tpu", "--name", "x", NULL), 30), 2);
+    assert_int_equal(qt_wait_exit(qt_worker(d.info, "--kinds", "no-such-kind", NULL), 30), 2);
+    assert_int_equal(qt_wait_exit(qt_worker(d.info, "--concurrency", "0", NULL), 30), 2);
+    PQfinish(d.conn);
+}
+
+static void test_cancel_running_job(void **state) {
+    db d;
+    fresh(&d);
+    qt_exec(d.conn, "INSERT INTO qpo.jobs (kind, payload) VALUES ('sleep', '{\"ms\": 600000}')");
+    pid_t w = qt_worker(d.info, "--kinds", "sleep", "--name", "w1", "--lease", "60", NULL);
+    assert_true(qt_wait_for(d.conn, 60, "EXISTS (SELECT 1 FROM qpo.jobs WHERE state = 'running')"));
+    qt_exec(d.conn, "SELECT qpo.cancel_job(1, 'operator changed their mind')");
+    /* The handler hears of it (NOTIFY qpo_cancel, early heartbeat) and stops: with a 600 s
+     * job and a 30 s grace period, exiting within 20 s shows it did. */
+    kill(w, SIGTERM);
+    assert_int_equal(qt_wait_exit(w, 20), 0);
+    assert_string_equal(qt_text(d.conn, "SELECT state || ': ' || last_error FROM qpo.jobs"),
+                        "cancelled: operator changed their mind");
+    assert_string_equal(qt_text(d.conn, "SELECT string_agg(to_state, ' ' ORDER BY id) FROM "
+                                        "qpo.job_events"),
+                        "queued running cancelled");
+    PQfinish(d.conn);
+}
+
+static void test_sigterm_drains_then_releases(void **state) {
+    db d;
+    fresh(&d);
+    /* A short job finishes within the grace period; a long one is given back unspent. */
+    qt_exec(d.conn, "INSERT INTO qpo.jobs (kind, payload) VALUES ('sleep', '{\"ms\": 300}'), "
+                    "('sleep', '{\"ms\": 600000}')");
+    pid_t w = qt_worker(d.info, "--kinds", "sleep", "--name", "w1", "--concurrency", "2", "--grace",
+                        "1.5", NULL);
+    assert_true(qt_wait_for(d.conn, 60,
+                            "(SELECT count(*) FROM qpo.jobs WHERE state = "
+                            "'running') = 2"));
+    kill(w, SIGTERM);
+    assert_int_equal(qt_wait_exit(w, 30), 0);
+    assert_string_equal(qt_text(d.conn, "SELECT string_agg(state || ':' || attempt || '/' || "
+                                        "max_attempts, ' ' ORDER BY id) FROM qpo.jobs"),
+                        "succeeded:1/5 queued:1/6");
+    assert_non_null(strstr(qt_text(d.conn, "SELECT error FROM qpo.job_events WHERE job_id = 2 "
+                                           "ORDER BY id DESC LIMIT 1"),
+                           "released by w1"));
+    PQfinish(d.conn);
+}
+
+static void test_worker_survives_server_restart(void **state) {
+    db d;
+    fresh(&d);
+    pid_t w = qt_worker(d.info, "--kinds", "noop,sleep", "--name", "w1", "--concurrency", "2",
+                        "--poll", "0.2", NULL);
+    qt_exec(d.conn, "INSERT INTO qpo.jobs (kind) SELECT 'noop' FROM generate_series(1, 50)");
+    assert_true(qt_wait_for(d.conn, 60,
+                            "(SELECT count(*) FROM qpo.jobs WHERE state = "
+                            "'succeeded') = 50"));
+    qt_exec(d.conn, "INSERT INTO qpo.jobs (kind, payload) VALUES ('sleep', '{\"ms\": 1500}')");
+    assert_true(qt_wait_for(d.conn, 60, "EXISTS (SELECT 1 FROM qpo.jobs WHERE state = 'running')"));
+    qpo_pgtest_restart(pg); /* drops every connection, the worker's and ours */
+    PQfinish(d.conn);
+    d.conn = qt_connect(d.info);
+    qt_exec(d.conn, "INSERT INTO qpo.jobs (kind) SELECT 'noop' FROM generate_series(1, 50)");
+    /* The sleep job completes on the reconnected thread connection and the new jobs run. */
+    assert_true(qt_wait_for(d.conn, 60,
+                            "(SELECT count(*) FROM qpo.jobs WHERE state = "
+                            "'succeeded') = 101"));
+    kill(w, SIGTERM);
+    assert_int_equal(qt_wait_exit(w, 30), 0);
+    assert_int_equal(qt_int(d.conn, "SELECT max(attempt) FROM qpo.jobs"), 1);
+    PQfinish(d.conn);
+}
+
+int main(void) {
+    pg = qpo_pgtest_start();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_builtin_kinds_and_retries),
+        cmocka_unit_test(test_bad_usage_exits_2),
+        cmocka_unit_test(test_cancel_running_job),
+        cmocka_unit_test(test_sigterm_drains_then_releases),
+        cmocka_unit_test(test_worker_survives_server_restart),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    qpo_pgtest_stop(pg);
+    return rc;
+}
