@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,7 +23,8 @@ struct req {
     qpo_llm_client *c;
     uint64_t id;
     qpo_llm_endpoint ep;
-    char *body; /* canonical JSON, the exact bytes sent */
+    char *body;   /* canonical JSON, the exact bytes sent */
+    char *prompt; /* score: context + continuation, to check the echoed offsets against */
     size_t body_len;
     char hash[65];
     bool cacheable;
@@ -63,6 +65,7 @@ struct qpo_llm_client {
     double rps_tokens, tpm_tokens, last_refill;
     uint64_t next_id, rng;
     bool closing; /* being freed: no new requests */
+    bool tls;
     qpo_llm_stats st;
 };
 
@@ -253,7 +256,9 @@ static void start_attempt(qpo_llm_client *c, req *r) {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Over TLS, wait for the first connection's ALPN so HTTP/2 multiplexes on it. Over plain
+     * HTTP (never h2c here) waiting would hold every transfer behind the first response. */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, c->tls ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->t.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->t.timeout_ms);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
@@ -346,6 +351,7 @@ static void req_free(req *r) {
     if (r->backoff)
         event_free(r->backoff);
     free(r->body);
+    free(r->prompt);
     free(r->resp);
     free(r);
 }
@@ -353,7 +359,7 @@ static void req_free(req *r) {
 static qpo_llm_status parse_body(const req *r, const char *body, size_t len, qpo_llm_parsed *p) {
     if (r->ep == QPO_LLM_CHAT)
         return qpo_llm_parse_chat(body, len, p);
-    return qpo_llm_parse_completion(body, len, r->span_start, r->span_end, p);
+    return qpo_llm_parse_completion(body, len, r->prompt, r->span_start, r->span_end, p);
 }
 
 static void complete(req *r, const qpo_llm_parsed *p, qpo_llm_status s, const char *error,
@@ -615,6 +621,7 @@ qpo_llm_client *qpo_llm_client_new(struct event_base *base, const qpo_llm_target
     c->key = target->api_key && *target->api_key ? strdup(target->api_key) : NULL;
     c->url[QPO_LLM_COMPLETIONS] = join_url(target->base_url, "/v1/completions");
     c->url[QPO_LLM_CHAT] = join_url(target->base_url, "/v1/chat/completions");
+    c->tls = !strncasecmp(target->base_url, "https:", 6);
     c->t.name = c->name;
     c->t.model = c->model;
     c->t.api_key = NULL;
@@ -761,10 +768,12 @@ int qpo_llm_score(qpo_llm_client *c, const char *context, const char *continuati
     json_t *body = json_pack("{s:s, s:b, s:i, s:i, s:f}", "prompt", prompt, "echo", 1, "logprobs",
                              1, "max_tokens", 1, "temperature", 0.0);
     size_t start = qpo_llm_utf8_len(context), end = qpo_llm_utf8_len(prompt);
-    free(prompt);
     req *r = NULL;
-    if (submit(c, QPO_LLM_COMPLETIONS, body, true, 1, done, user, &r, err) < 0)
+    if (submit(c, QPO_LLM_COMPLETIONS, body, true, 1, done, user, &r, err) < 0) {
+        free(prompt);
         return -1;
+    }
+    r->prompt = prompt;
     r->span_start = start;
     r->span_end = end;
     return 0;

@@ -69,9 +69,9 @@ typedef struct qpo_llm_target {
     int timeout_ms;         /* 120000: whole attempt, connect to last byte */
     int retry_budget;       /* 4: retries per request after the first attempt; -1: none */
     int backoff_base_ms;    /* 200: first backoff; doubles each retry, full jitter */
-    int backoff_max_ms;     /* 30000: cap of one backoff (Retry-After is honoured up to 10x) */
-    bool no_http2;          /* false: offer HTTP/2 over TLS (h2c is never attempted) */
-    bool insecure_tls;      /* false: verify the server's certificate */
+    int backoff_max_ms; /* 30000: cap of one backoff (Retry-After honoured up to max(10x, 60 s)) */
+    bool no_http2;      /* false: offer HTTP/2 over TLS (h2c is never attempted) */
+    bool insecure_tls;  /* false: verify the server's certificate */
 } qpo_llm_target;
 
 /* Fills *t from a qpo.targets row: name, base_url, model and its config object (keys

@@ -139,12 +139,28 @@ static int append_text(qpo_llm_parsed *p, const char *tok) {
     return 0;
 }
 
+/* vLLM builds text_offset by adding up the decoded tokens' lengths, so a BOS token that is not
+ * part of the prompt ("<s>", "<|begin_of_text|>") shifts every offset by its length. Such a
+ * first token is recognised by not being a prefix of the prompt while the second offset is
+ * its length; the shift is then taken back. */
+static size_t bos_shift(const json_t *tokens, const json_t *offs, const char *prompt) {
+    const char *t0 = json_string_value(json_array_get(tokens, 0));
+    const json_t *o0 = json_array_get(offs, 0), *o1 = json_array_get(offs, 1);
+    if (!prompt || !t0 || !*t0 || !json_is_integer(o0) || !json_is_integer(o1) ||
+        json_integer_value(o0) != 0 || !strncmp(prompt, t0, strlen(t0)))
+        return 0;
+    size_t len = qpo_llm_utf8_len(t0);
+    return json_integer_value(o1) == (json_int_t)len ? len : 0;
+}
+
 static qpo_llm_status walk_echo(qpo_llm_parsed *p, const json_t *tokens, const json_t *lps,
-                                const json_t *offs, size_t span_start, size_t span_end) {
+                                const json_t *offs, const char *prompt, size_t span_start,
+                                size_t span_end) {
     size_t n = json_array_size(tokens);
+    size_t shift = n >= 2 ? bos_shift(tokens, offs, prompt) : 0;
     if (alloc_tokens(p, n) < 0)
         return fail(p, QPO_LLM_ERR_INTERNAL, "out of memory");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = shift ? 1 : 0; i < n; i++) {
         const json_t *tok = json_array_get(tokens, i), *lp = json_array_get(lps, i),
                      *off = json_array_get(offs, i);
         if (!json_is_string(tok) || !json_is_integer(off) ||
@@ -153,7 +169,7 @@ static qpo_llm_status walk_echo(qpo_llm_parsed *p, const json_t *tokens, const j
                         "logprobs entry %zu: want tokens string, text_offset integer, "
                         "token_logprobs number or null",
                         i);
-        json_int_t o = json_integer_value(off);
+        json_int_t o = json_integer_value(off) - (json_int_t)shift;
         if (o < 0)
             return fail(p, QPO_LLM_ERR_SHAPE, "text_offset[%zu] = %lld is negative", i,
                         (long long)o);
@@ -183,8 +199,8 @@ static qpo_llm_status walk_echo(qpo_llm_parsed *p, const json_t *tokens, const j
     return QPO_LLM_OK;
 }
 
-qpo_llm_status qpo_llm_parse_completion(const char *body, size_t len, size_t span_start,
-                                        size_t span_end, qpo_llm_parsed *p) {
+qpo_llm_status qpo_llm_parse_completion(const char *body, size_t len, const char *prompt,
+                                        size_t span_start, size_t span_end, qpo_llm_parsed *p) {
     parsed_init(p);
     json_t *root;
     json_t *c0 = load_choice0(body, len, p, &root);
@@ -209,7 +225,7 @@ qpo_llm_status qpo_llm_parse_completion(const char *body, size_t len, size_t spa
                      "logprobs arrays differ in length: %zu tokens, %zu logprobs, %zu offsets",
                      json_array_size(tokens), json_array_size(lps), json_array_size(offs));
         else
-            s = walk_echo(p, tokens, lps, offs, span_start, span_end);
+            s = walk_echo(p, tokens, lps, offs, prompt, span_start, span_end);
     }
     json_decref(root);
     return s;
@@ -292,7 +308,7 @@ long qpo_llm_parse_retry_after(const char *value, time_t now) {
 
 long qpo_llm_backoff_ms(int retry, int base_ms, int max_ms, long retry_after_ms, double rnd) {
     if (retry_after_ms >= 0) {
-        long cap = 10L * max_ms;
+        long cap = 10L * max_ms > 60000 ? 10L * max_ms : 60000;
         long d = retry_after_ms + (long)(rnd * 0.1 * (double)retry_after_ms);
         return d > cap ? cap : d;
     }

@@ -27,11 +27,13 @@ void qpo_llm_parsed_free(qpo_llm_parsed *p);
 /* Length of a UTF-8 string in code points: the unit of text_offset in vLLM and OpenAI. */
 size_t qpo_llm_utf8_len(const char *s);
 
-/* A /v1/completions body with echo + logprobs. Keeps the tokens whose text_offset lies in
- * [span_start, span_end) (code points); a null logprob is accepted only on the very first
- * token (no context to condition on) and then left out of the mean. Returns p->status. */
-qpo_llm_status qpo_llm_parse_completion(const char *body, size_t len, size_t span_start,
-                                        size_t span_end, qpo_llm_parsed *p);
+/* A /v1/completions body with echo + logprobs for prompt. Keeps the tokens whose text_offset
+ * lies in [span_start, span_end) (code points); a null logprob is accepted only on the first
+ * token (no context to condition on) and is left out of the mean. A leading BOS token that
+ * vLLM counts into the offsets is recognised and taken back (prompt NULL: no such check).
+ * Returns p->status. */
+qpo_llm_status qpo_llm_parse_completion(const char *body, size_t len, const char *prompt,
+                                        size_t span_start, size_t span_end, qpo_llm_parsed *p);
 
 /* A /v1/chat/completions body with logprobs: choices[0].logprobs.content[]. */
 qpo_llm_status qpo_llm_parse_chat(const char *body, size_t len, qpo_llm_parsed *p);
@@ -45,7 +47,7 @@ long qpo_llm_parse_retry_after(const char *value, time_t now);
 
 /* The delay before retry number `retry` (1-based): full jitter over base*2^(retry-1) capped at
  * max_ms, or the server's Retry-After (plus up to 10% jitter) when it asked for one, capped
- * at 10*max_ms. rnd is uniform in [0, 1). */
+ * at the larger of 10*max_ms and 60 s. rnd is uniform in [0, 1). */
 long qpo_llm_backoff_ms(int retry, int base_ms, int max_ms, long retry_after_ms, double rnd);
 
 #endif

@@ -1,0 +1,352 @@
+/* The client tests' server: evhttp on its own thread and event base. Answers are vLLM-shaped
+ * (the fixtures in test_llm_parse.c cover the exact documented bodies of vLLM and OpenAI). */
+#include "llm_test_server.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TS_SCRIPT_MAX 256
+#define TS_HELD_MAX 4096
+
+typedef struct held {
+    ts_server *s;
+    struct evhttp_request *req;
+    struct event *timer; /* TS_DELAY; NULL when held by the barrier */
+} held;
+
+struct ts_server {
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *stop_ev;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    int port;
+    char url[64];
+    ts_action script[TS_SCRIPT_MAX];
+    int head, tail;
+    ts_action dflt;
+    int barrier;
+    held *held[TS_HELD_MAX];
+    int nheld, max_waiting, requests;
+    char *last_auth, *last_body;
+};
+
+double ts_synth_logprob(int i) {
+    return -(double)(i % 7 + 1) / 8.0;
+}
+
+static size_t cp_len(const char *s, size_t bytes) {
+    size_t n = 0;
+    for (size_t i = 0; i < bytes; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+static char *synth_completion(const char *prompt, const char *model) {
+    json_t *tokens = json_array(), *lps = json_array(), *offs = json_array(), *tops = json_array();
+    size_t n = strlen(prompt), start = 0;
+    int i = 0;
+    while (start < n) {
+        size_t end = start + 1;
+        while (end < n && prompt[end] != ' ')
+            end++;
+        json_array_append_new(tokens, json_stringn(prompt + start, end - start));
+        json_array_append_new(lps, i == 0 ? json_null() : json_real(ts_synth_logprob(i)));
+        json_array_append_new(offs, json_integer((json_int_t)cp_len(prompt, start)));
+        json_array_append_new(tops, i == 0 ? json_null() : json_object());
+        start = end;
+        i++;
+    }
+    json_array_append_new(tokens, json_string("\n"));
+    json_array_append_new(lps, json_real(-0.5));
+    json_array_append_new(offs, json_integer((json_int_t)cp_len(prompt, n)));
+    json_array_append_new(tops, json_object());
+    char *text = malloc(n + 2);
+    memcpy(text, prompt, n);
+    strcpy(text + n, "\n");
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:[{s:i, s:s, s:{s:o, s:o, s:o, s:o}, s:s, s:n}], "
+                          "s:{s:i, s:i, s:i}}",
+                          "id", "cmpl-test", "object", "text_completion", "created", 1700000000,
+                          "model", model, "choices", "index", 0, "text", text, "logprobs",
+                          "text_offset", offs, "token_logprobs", lps, "tokens", tokens,
+                          "top_logprobs", tops, "finish_reason", "length", "stop_reason", "usage",
+                          "prompt_tokens", i, "total_tokens", i + 1, "completion_tokens", 1);
+    free(text);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static char *synth_chat(const char *model) {
+    const char *words[] = {"2", " plus", " 3", " is", " 5.\n", "Final", " Answer:", " 5"};
+    json_t *content = json_array();
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        json_array_append_new(content, json_pack("{s:s, s:f, s:[], s:[]}", "token", words[i],
+                                                 "logprob", -0.25, "bytes", "top_logprobs"));
+    json_t *o = json_pack("{s:s, s:s, s:i, s:s, s:[{s:i, s:{s:s, s:s}, s:{s:o}, s:s}], "
+                          "s:{s:i, s:i, s:i}}",
+                          "id", "chatcmpl-test", "object", "chat.completion", "created", 1700000000,
+                          "model", model, "choices", "index", 0, "message", "role", "assistant",
+                          "content", "2 plus 3 is 5.\nFinal Answer: 5", "logprobs", "content",
+                          content, "finish_reason", "stop", "usage", "prompt_tokens", 20,
+                          "completion_tokens", 8, "total_tokens", 28);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+static char *request_body(struct evhttp_request *req) {
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    char *b = malloc(n + 1);
+    evbuffer_copyout(in, b, n);
+    b[n] = 0;
+    return b;
+}
+
+static char *synth_for(struct evhttp_request *req) {
+    char *body = request_body(req);
+    json_t *j = json_loads(body, 0, NULL);
+    free(body);
+    const char *model = json_string_value(json_object_get(j, "model"));
+    const char *prompt = json_string_value(json_object_get(j, "prompt"));
+    char *out;
+    if (strstr(evhttp_request_get_uri(req), "/chat/"))
+        out = synth_chat(model ? model : "?");
+    else
+        out = synth_completion(prompt ? prompt : "", model ? model : "?");
+    json_decref(j);
+    return out;
+}
+
+static void send_body(struct evhttp_request *req, int code, const char *body, size_t len) {
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, body, len);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, code, code == 200 ? "OK" : "Error", b);
+    evbuffer_free(b);
+}
+
+static void send_synth(struct evhttp_request *req, bool truncate) {
+    char *body = synth_for(req);
+    size_t n = strlen(body);
+    send_body(req, 200, body, truncate ? n / 2 : n);
+    free(body);
+}
+
+static void release(ts_server *s, held *h) {
+    if (h->timer)
+        event_free(h->timer);
+    send_synth(h->req, false);
+    free(h);
+}
+
+static void on_delay(evutil_socket_t fd, short what, void *arg) {
+    held *h = arg;
+    ts_server *s = h->s;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->nheld; i++)
+        if (s->held[i] == h) {
+            s->held[i] = s->held[--s->nheld];
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+    release(s, h);
+}
+
+/* Holds req; with a barrier, releases everyone once enough are waiting. Called locked. */
+static void hold(ts_server *s, struct evhttp_request *req, int delay_ms) {
+    held *h = calloc(1, sizeof *h);
+    h->s = s;
+    h->req = req;
+    s->held[s->nheld++] = h;
+    if (s->nheld > s->max_waiting)
+        s->max_waiting = s->nheld;
+    if (delay_ms > 0) {
+        h->timer = evtimer_new(s->base, on_delay, h);
+        struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+        evtimer_add(h->timer, &tv);
+        return;
+    }
+    if (s->nheld < s->barrier)
+        return;
+    s->barrier = 0; /* one-shot: later requests are answered at once */
+    for (int i = 0; i < s->nheld;) {
+        if (s->held[i]->timer) {
+            i++;
+            continue;
+        }
+        held *x = s->held[i];
+        s->held[i] = s->held[--s->nheld];
+        release(s, x);
+    }
+}
+
+static ts_action next_action(ts_server *s) {
+    if (s->head != s->tail) {
+        ts_action a = s->script[s->head];
+        s->head = (s->head + 1) % TS_SCRIPT_MAX;
+        return a;
+    }
+    return s->dflt;
+}
+
+static void on_request(struct evhttp_request *req, void *arg) {
+    ts_server *s = arg;
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    pthread_mutex_lock(&s->mu);
+    s->requests++;
+    free(s->last_auth);
+    s->last_auth = auth ? strdup(auth) : NULL;
+    free(s->last_body);
+    s->last_body = request_body(req);
+    ts_action a = next_action(s);
+    if (a.kind == TS_DELAY || (a.kind == TS_SYNTH && s->barrier > 0)) {
+        hold(s, req, a.kind == TS_DELAY ? a.delay_ms : 0);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    pthread_mutex_unlock(&s->mu);
+    switch (a.kind) {
+    case TS_BODY:
+        send_body(req, 200, a.body, strlen(a.body));
+        break;
+    case TS_STATUS:
+        if (a.retry_after)
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", a.retry_after);
+        send_body(req, a.status, a.body ? a.body : "{\"error\":{\"message\":\"injected\"}}",
+                  strlen(a.body ? a.body : "{\"error\":{\"message\":\"injected\"}}"));
+        break;
+    case TS_DROP:
+        evhttp_connection_free(evhttp_request_get_connection(req));
+        break;
+    case TS_TRUNCATE:
+        send_synth(req, true);
+        break;
+    default:
+        send_synth(req, false);
+        break;
+    }
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg) {
+    ts_server *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (s->nheld) {
+        held *h = s->held[--s->nheld];
+        pthread_mutex_unlock(&s->mu);
+        release(s, h);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    event_base_loopexit(s->base, NULL);
+}
+
+static void *run(void *arg) {
+    ts_server *s = arg;
+    event_base_dispatch(s->base);
+    return NULL;
+}
+
+ts_server *ts_start(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    ts_server *s = calloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->base = event_base_new();
+    s->http = evhttp_new(s->base);
+    evhttp_set_gencb(s->http, on_request, s);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
+    if (!bs) {
+        fprintf(stderr, "test server: cannot bind 127.0.0.1\n");
+        abort();
+    }
+    struct sockaddr_storage ss;
+    ev_socklen_t len = sizeof ss;
+    getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &len);
+    s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+    s->stop_ev = event_new(s->base, -1, 0, on_stop, s);
+    s->dflt.kind = TS_SYNTH;
+    pthread_create(&s->thread, NULL, run, s);
+    return s;
+}
+
+void ts_stop(ts_server *s) {
+    event_active(s->stop_ev, EV_TIMEOUT, 0);
+    pthread_join(s->thread, NULL);
+    event_free(s->stop_ev);
+    evhttp_free(s->http);
+    event_base_free(s->base);
+    pthread_mutex_destroy(&s->mu);
+    free(s->last_auth);
+    free(s->last_body);
+    free(s);
+}
+
+int ts_port(const ts_server *s) {
+    return s->port;
+}
+
+const char *ts_url(const ts_server *s) {
+    return s->url;
+}
+
+void ts_push(ts_server *s, ts_action a) {
+    pthread_mutex_lock(&s->mu);
+    s->script[s->tail] = a;
+    s->tail = (s->tail + 1) % TS_SCRIPT_MAX;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ts_set_default(ts_server *s, ts_action a) {
+    pthread_mutex_lock(&s->mu);
+    s->dflt = a;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void ts_set_barrier(ts_server *s, int n) {
+    pthread_mutex_lock(&s->mu);
+    s->barrier = n;
+    s->max_waiting = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int ts_requests(ts_server *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->requests;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+int ts_max_waiting(ts_server *s) {
+    pthread_mutex_lock(&s->mu);
+    int n = s->max_waiting;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+char *ts_last_auth(ts_server *s) {
+    pthread_mutex_lock(&s->mu);
+    char *a = s->last_auth ? strdup(s->last_auth) : NULL;
+    pthread_mutex_unlock(&s->mu);
+    return a;
+}
+
+char *ts_last_body(ts_server *s) {
+    pthread_mutex_lock(&s->mu);
+    char *a = s->last_body ? strdup(s->last_body) : NULL;
+    pthread_mutex_unlock(&s->mu);
+    return a;
+}
