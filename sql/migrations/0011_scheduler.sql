@@ -146,3 +146,41 @@ BEGIN
     END IF;
     RETURN next_state;
 END $$;
+
+-- What a run lacks before its first job can use its data, as the message its import-check
+-- job fails with (NULL: nothing lacks). Names the import to run and the resume after it.
+CREATE FUNCTION qpo.run_data_problem(p_run bigint) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r qpo.runs%ROWTYPE;
+    n_train bigint;
+    n_collect bigint;
+    n_test bigint;
+    n_d0 bigint;
+    needs_train integer;
+BEGIN
+    SELECT * INTO r FROM qpo.runs WHERE id = p_run;
+    IF NOT FOUND THEN
+        RETURN format('run %s does not exist', p_run);
+    END IF;
+    SELECT count(*) FILTER (WHERE split = 'train'), count(*) FILTER (WHERE split = 'collect'),
+           count(*) FILTER (WHERE split = 'test')
+      INTO n_train, n_collect, n_test
+      FROM qpo.task_items WHERE task = r.task;
+    -- Few-shot prompts carry 6 demonstrations drawn from train.
+    needs_train := CASE WHEN r.setting = 'few_shot' THEN 6 ELSE 1 END;
+    IF n_train < needs_train OR n_collect = 0 OR n_test = 0 THEN
+        RETURN format('task %s is not imported (train %s, collect %s, test %s items): run '
+                      '''qpo data import %s FILE...'' with its upstream files, then '
+                      '''qpo resume %s''', r.task, n_train, n_collect, n_test, r.task,
+                      r.experiment_id);
+    END IF;
+    SELECT count(*) INTO n_d0 FROM qpo.d0_records
+     WHERE task = r.task AND setting = r.setting AND target = r.target;
+    IF n_d0 = 0 THEN
+        RETURN format('no D_0 for %s/%s/%s: run ''qpo data import-d0 FILE --task %s --setting %s '
+                      '--target %s'', then ''qpo resume %s''', r.task, r.setting, r.target,
+                      r.task, r.setting, r.target, r.experiment_id);
+    END IF;
+    RETURN NULL;
+END $$;

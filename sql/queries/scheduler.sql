@@ -141,3 +141,6 @@ FROM qpo.run_cost WHERE experiment_id = $1 GROUP BY run_id ORDER BY run_id;
 SELECT task, setting, target, source, loop, seeds, mean_acc, std_acc, items_min, items_max
 FROM qpo.results WHERE experiment_id = $1
 ORDER BY task, setting, target, source <> 'qpo', source, loop;
+
+-- name: run_data_problem
+SELECT qpo.run_data_problem($1);

@@ -16,6 +16,8 @@
 #include "experiments.h"
 #include "pgtest.h"
 #include "queue.h"
+#include "runtime.h"
+#include "sched_handlers.h"
 #include "sched_util.h"
 
 static qpo_pgtest *pg;
@@ -418,8 +420,73 @@ static void test_test_sample_is_balanced_prefix(void **state) {
     PQfinish(conn);
 }
 
+/* Runs an in-process worker on the import-check jobs until none is left. */
+static void run_import_checks(const char *info) {
+    static const char *kinds[] = {"import-check"};
+    qpo_worker_opts o;
+    qpo_worker_opts_default(&o);
+    o.conninfo = info;
+    o.name = "test-checker";
+    o.job_class = "cpu";
+    o.kinds = kinds;
+    o.nkinds = 1;
+    o.concurrency = 2;
+    o.poll_s = 0.05;
+    o.exit_when_idle = true;
+    qpo_err err = {0};
+    if (qpo_worker_run(&o, &err) < 0)
+        fail_msg("worker: %s", err.msg);
+}
+
+/* Planning needs no data: the run fails at its first job saying which import to run, and
+ * after the import qpo resume carries on. */
+static void test_missing_data_fails_first_job_then_resume(void **state) {
+    char info[1024];
+    PGconn *conn;
+    int64_t exp = planned_experiment(info, sizeof(info), &conn);
+    char *problem = q_str(conn, "SELECT qpo.run_data_problem(min(id)) FROM qpo.runs");
+    assert_non_null(strstr(problem, "task tweet_emotion is not imported"));
+    free(problem);
+    run_import_checks(info);
+    refresh(conn);
+    assert_exp_state(conn, exp, "failed");
+    char *error = q_str(conn, "SELECT error FROM qpo.runs ORDER BY id LIMIT 1");
+    assert_non_null(strstr(error, "'qpo data import tweet_emotion FILE...'"));
+    free(error);
+    /* Items but no D_0: the message names import-d0 with this run's task, setting, target. */
+    insert_items(conn);
+    q_exec(conn, "UPDATE qpo.task_items SET split = 'train' WHERE item_id BETWEEN 100 AND 119");
+    problem = q_str(conn, "SELECT qpo.run_data_problem(min(id)) FROM qpo.runs");
+    assert_non_null(strstr(problem, "'qpo data import-d0 FILE --task tweet_emotion --setting "
+                                    "few_shot --target sim'"));
+    free(problem);
+    q_exec(conn, "INSERT INTO qpo.d0_records (task, setting, target, source, query, label, prompt, "
+                 "acc, avg_acc, raw_reward) VALUES ('tweet_emotion', 'few_shot', 'sim', 'test', "
+                 "'q0', 0, 'p', 1, 0.5, 15)");
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs WHERE qpo.run_data_problem(id) "
+                                 "IS NOT NULL"),
+                     0);
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", (long long)exp);
+    qpo_run_result r;
+    const char *resume[] = {"resume", id, NULL};
+    qpo_run(&r, info, NULL, resume);
+    assert_int_equal(r.exit_code, 0);
+    run_import_checks(info);
+    refresh(conn);
+    assert_exp_state(conn, exp, "running");
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs WHERE kind = 'import-check' AND "
+                                 "state = 'succeeded'"),
+                     2);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs WHERE kind = 'train' AND state = "
+                                 "'queued'"),
+                     2);
+    PQfinish(conn);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
+    qpo_scheduler_register_handlers();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_job_fails_run_and_resume_carries_on),
         cmocka_unit_test(test_cancel_stops_everything_and_resume_restarts),
@@ -428,6 +495,7 @@ int main(void) {
         cmocka_unit_test(test_collect_batches_are_balanced_and_fresh),
         cmocka_unit_test(test_collect_batches_wrap_without_repeats),
         cmocka_unit_test(test_test_sample_is_balanced_prefix),
+        cmocka_unit_test(test_missing_data_fails_first_job_then_resume),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     qpo_pgtest_stop(pg);
