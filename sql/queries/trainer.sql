@@ -1,0 +1,95 @@
+-- Named statements of the trainer workers (workers/trainer): train, generate,
+-- evaluate-generate and merge jobs.
+
+-- name: trainer_run_info
+-- $1 run id: the run, its sampling shape and its experiment's resolved config.
+SELECT r.task, r.setting, r.target, r.seed, r.loops, r.collect_batches, r.collect_batch_size,
+       r.test_size, e.resolved_config::text
+FROM qpo.runs r JOIN qpo.experiments e ON e.id = r.experiment_id
+WHERE r.id = $1;
+
+-- name: trainer_d0_range
+-- $1 task, $2 setting, $3 target: D_0's raw reward range (r_norm) and size.
+SELECT min(raw_reward), max(raw_reward), count(*) FROM qpo.d0_records
+WHERE task = $1 AND setting = $2 AND target = $3;
+
+-- name: trainer_d0_records
+-- $1 task, $2 setting, $3 target: D_0 in a fixed order (the trainer's seeded shuffle starts
+-- from it, so the order is part of what makes training reproducible).
+SELECT query, prompt, raw_reward FROM qpo.d0_records
+WHERE task = $1 AND setting = $2 AND target = $3
+ORDER BY id;
+
+-- name: trainer_run_records_before
+-- $1 run, $2 loop t: the records merged by loops before t, in a fixed order.
+SELECT query, prompt, raw_reward FROM qpo.run_records
+WHERE run_id = $1 AND loop < $2
+ORDER BY loop, item_id, query, prompt;
+
+-- name: trainer_checkpoint_get
+-- $1 run, $2 loop: the loop's final checkpoint.
+SELECT path, sha256, bytes, epochs, config::text FROM qpo.checkpoints
+WHERE run_id = $1 AND loop = $2;
+
+-- name: trainer_checkpoint_insert
+-- $1 run, $2 loop, $3 path, $4 state path, $5 sha256, $6 bytes, $7 epochs, $8 records,
+-- $9 loss, $10 ce, $11 mse, $12 config, $13 training, $14 job.
+INSERT INTO qpo.checkpoints (run_id, loop, path, state_path, sha256, bytes, epochs, records,
+                             final_loss, final_ce, final_mse, config, training, job_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb, $14);
+
+-- name: trainer_collect_items
+-- $1 run, $2 loop, $3 batch: the batch's items (the scheduler's selection) and their queries.
+SELECT b.pos, b.item_id, i.query
+FROM qpo.runs r
+JOIN LATERAL qpo.collect_batch(r.id, $2::integer, $3::integer) b ON true
+JOIN qpo.task_items i ON i.task = r.task AND i.item_id = b.item_id
+WHERE r.id = $1
+ORDER BY b.pos;
+
+-- name: trainer_test_items
+-- $1 run, $2 n: the run's test sample of n items (the scheduler's selection) and queries.
+SELECT s.ord, s.item_id, i.query
+FROM qpo.runs r
+JOIN LATERAL qpo.test_sample(r.task, r.seed, $2::integer) s ON true
+JOIN qpo.task_items i ON i.task = r.task AND i.item_id = s.item_id
+WHERE r.id = $1
+ORDER BY s.ord;
+
+-- name: trainer_insert_generations
+-- $1 a JSON array of {run_id, loop, purpose, batch, item_id, prompt}, $2 job id.
+INSERT INTO qpo.generations (run_id, loop, purpose, batch, item_id, prompt, job_id)
+SELECT x.run_id, x.loop, x.purpose, x.batch, x.item_id, x.prompt, $2::bigint
+FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, loop integer, purpose text,
+     batch integer, item_id integer, prompt text);
+
+-- name: trainer_merge_stats
+-- $1 run, $2 loop: what merge(t) sees: the loop's rewards, how many beat D_0's minimum raw
+-- reward, and that minimum (NULL when D_0 is empty).
+SELECT count(*), count(*) FILTER (WHERE w.raw_reward > d.min_raw), min(d.min_raw), min(d.n)
+FROM qpo.runs r
+CROSS JOIN LATERAL (SELECT min(raw_reward) AS min_raw, count(*) AS n FROM qpo.d0_records d0
+                    WHERE d0.task = r.task AND d0.setting = r.setting
+                      AND d0.target = r.target) d
+LEFT JOIN qpo.rewards w ON w.run_id = r.id AND w.loop = $2
+WHERE r.id = $1;
+
+-- name: trainer_merge_insert
+-- $1 run, $2 loop: D_t's additions. Rewards above D_0's minimum raw reward, one per (query,
+-- prompt): the lowest item id wins inside the loop; a pair already in D (an earlier loop's
+-- record, or a D_0 record, whose prompts end in the literal <|endoftext|>) is dropped.
+INSERT INTO qpo.run_records (run_id, loop, item_id, query, prompt, raw_reward)
+SELECT DISTINCT ON (w.query, w.prompt) w.run_id, w.loop, w.item_id, w.query, w.prompt,
+       w.raw_reward
+FROM qpo.runs r
+JOIN qpo.rewards w ON w.run_id = r.id AND w.loop = $2
+WHERE r.id = $1
+  AND w.raw_reward > (SELECT min(d.raw_reward) FROM qpo.d0_records d
+                      WHERE d.task = r.task AND d.setting = r.setting AND d.target = r.target)
+  AND NOT EXISTS (SELECT 1 FROM qpo.run_records o
+                  WHERE o.run_id = r.id AND o.query = w.query AND o.prompt = w.prompt)
+  AND NOT EXISTS (SELECT 1 FROM qpo.d0_records d
+                  WHERE d.task = r.task AND d.setting = r.setting AND d.target = r.target
+                    AND d.query = w.query
+                    AND d.prompt IN (w.prompt, w.prompt || '<|endoftext|>'))
+ORDER BY w.query, w.prompt, w.item_id;

@@ -1,0 +1,107 @@
+/* Text clean-up for prompts and the commit hook that writes a job's rows. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "trainer_internal.h"
+
+/* Length of a valid UTF-8 sequence at s (at most n bytes), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    /* Overlong forms, surrogates and code points past U+10FFFF. */
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+char *qpo_text_clean_utf8(const char *s, size_t len) {
+    /* A sampled prompt may end inside a multi-byte character or hold byte 0; PostgreSQL text
+     * refuses both. */
+    char *out = malloc(len * 3 + 1);
+    if (!out)
+        abort();
+    size_t o = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t k = u[i] ? utf8_len(u + i, len - i) : 1;
+        if (!u[i]) {
+            i++;
+        } else if (k == 0) {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+typedef struct rows_commit {
+    const char *statement;
+    json_t *rows;
+    long expected;
+} rows_commit;
+
+static int commit_rows(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err) {
+    rows_commit *rc = arg;
+    char *json = json_dumps(rc->rows, JSON_COMPACT);
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)job->id);
+    const char *params[2] = {json, id};
+    PGresult *res = json ? qpo_db_named(conn, rc->statement, 2, params, err) : NULL;
+    free(json);
+    if (!res) {
+        if (!qpo_err_is_set(err))
+            qpo_err_set(err, QPO_EXIT_RUNTIME, "out of memory serialising %s rows", rc->statement);
+        return -1;
+    }
+    long n = atol(PQcmdTuples(res));
+    PQclear(res);
+    if (rc->expected >= 0 && n != rc->expected) {
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "%s wrote %ld rows, expected %ld", rc->statement, n,
+                    rc->expected);
+        return -1;
+    }
+    return 0;
+}
+
+static void free_rows(void *arg) {
+    rows_commit *rc = arg;
+    json_decref(rc->rows);
+    free(rc);
+}
+
+void qpo_trainer_rows_commit(qpo_job_outcome *out, const char *statement, json_t *rows,
+                             long expected) {
+    rows_commit *rc = malloc(sizeof *rc);
+    if (!rc)
+        abort();
+    *rc = (rows_commit){statement, rows, expected};
+    out->commit = commit_rows;
+    out->commit_arg = rc;
+    out->free_arg = free_rows;
+}

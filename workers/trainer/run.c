@@ -1,0 +1,202 @@
+/* The run a job belongs to, its hyper-parameters, backend, tokenizer and policy shape. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "db.h"
+#include "trainer_internal.h"
+
+int qpo_trainer_payload_int(const json_t *payload, const char *key, int64_t *out, qpo_err *err) {
+    const json_t *v = json_object_get(payload, key);
+    if (!json_is_integer(v)) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "job payload field \"%s\" must be an integer", key);
+        qpo_err_detail(err, "payload field \"%s\" is %s", key, v ? "of another type" : "missing");
+        qpo_err_hint(err, "see docs/data-model.md, \"Job kinds and payloads\"");
+        return -1;
+    }
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static const json_t *section(const json_t *cfg, const char *name) {
+    const json_t *s = json_object_get(cfg, name);
+    return json_is_object(s) ? s : NULL;
+}
+
+static int get_int(const json_t *s, const char *key, int def) {
+    const json_t *v = json_object_get(s, key);
+    return json_is_integer(v) ? (int)json_integer_value(v) : def;
+}
+
+static double get_real(const json_t *s, const char *key, double def) {
+    const json_t *v = json_object_get(s, key);
+    return json_is_number(v) ? json_number_value(v) : def;
+}
+
+static void get_str(const json_t *s, const char *key, const char *def, char *out, size_t len) {
+    const json_t *v = json_object_get(s, key);
+    snprintf(out, len, "%s", json_is_string(v) ? json_string_value(v) : def);
+}
+
+/* Defaults are the recipe's (docs/qpo-recipe.md sections 2-3), as scheduler/config.c fills. */
+static void read_config(const json_t *cfg, qpo_trun *r) {
+    const json_t *p = section(cfg, "policy"), *h = section(cfg, "hyper");
+    get_str(p, "size", "gpt2", r->size, sizeof r->size);
+    get_str(p, "init", "scratch", r->init, sizeof r->init);
+    get_str(p, "tokenizer", "gpt2_bpe", r->tokenizer, sizeof r->tokenizer);
+    r->batch_size = get_int(h, "batch_size", 128);
+    r->epochs_first = get_int(h, "epochs_first", 100);
+    r->epochs_next = get_int(h, "epochs_next", 20);
+    r->lr_step_epochs = get_int(h, "lr_step_epochs", 20);
+    r->lambda_switch = json_is_true(json_object_get(h, "lambda_switch"));
+    r->top_k = get_int(h, "top_k", 2);
+    r->max_query_tokens = get_int(h, "max_query_tokens", QPO_PGDT_QLEN);
+    r->max_prompt_tokens = get_int(h, "max_prompt_tokens", QPO_PGDT_PLEN);
+    r->lr_first = get_real(h, "lr_first", 1e-3);
+    r->lr_next = get_real(h, "lr_next", 1e-4);
+    r->weight_decay = get_real(h, "weight_decay", 1e-4);
+    r->lr_gamma = get_real(h, "lr_gamma", 0.65);
+    r->grad_clip = get_real(h, "grad_clip", 0.25);
+    r->lambda = get_real(h, "lambda", 0.1);
+    r->dropout = get_real(h, "dropout", 0.1);
+    r->top_p = get_real(h, "top_p", 0.9);
+    r->r_star = get_real(h, "r_star", 100);
+}
+
+static int check_shape(const qpo_trun *r, qpo_err *err) {
+    if (r->max_query_tokens != QPO_PGDT_QLEN || r->max_prompt_tokens != QPO_PGDT_PLEN) {
+        qpo_err_set(err, QPO_EXIT_USAGE,
+                    "run %" PRId64 ": the policy reads %d query and %d prompt tokens", r->id,
+                    QPO_PGDT_QLEN, QPO_PGDT_PLEN);
+        qpo_err_detail(err, "hyper.max_query_tokens = %d, hyper.max_prompt_tokens = %d",
+                       r->max_query_tokens, r->max_prompt_tokens);
+        qpo_err_hint(err, "leave both at 40 in the experiment config");
+        return -1;
+    }
+    if (r->batch_size < 1 || r->epochs_first < 1 || r->epochs_next < 1 || r->lr_step_epochs < 1) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "run %" PRId64 ": hyper-parameters out of range", r->id);
+        qpo_err_detail(err, "batch_size %d, epochs_first %d, epochs_next %d, lr_step_epochs %d",
+                       r->batch_size, r->epochs_first, r->epochs_next, r->lr_step_epochs);
+        return -1;
+    }
+    return 0;
+}
+
+static int trun_load(PGconn *conn, int64_t run_id, qpo_trun *r, qpo_err *err) {
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, run_id);
+    const char *params[1] = {id};
+    PGresult *res = qpo_db_named(conn, "trainer_run_info", 1, params, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        qpo_err_set(err, QPO_EXIT_USAGE, "no run %" PRId64, run_id);
+        qpo_err_hint(err, "the job's payload names a run that qpo.runs does not hold");
+        return -1;
+    }
+    memset(r, 0, sizeof *r);
+    r->id = run_id;
+    snprintf(r->task, sizeof r->task, "%s", PQgetvalue(res, 0, 0));
+    snprintf(r->setting, sizeof r->setting, "%s", PQgetvalue(res, 0, 1));
+    snprintf(r->target, sizeof r->target, "%s", PQgetvalue(res, 0, 2));
+    r->seed = atoi(PQgetvalue(res, 0, 3));
+    r->loops = atoi(PQgetvalue(res, 0, 4));
+    r->collect_batches = atoi(PQgetvalue(res, 0, 5));
+    r->collect_batch_size = atoi(PQgetvalue(res, 0, 6));
+    r->test_size = atoi(PQgetvalue(res, 0, 7));
+    json_error_t jerr;
+    json_t *cfg =
+        PQgetisnull(res, 0, 8) ? json_object() : json_loads(PQgetvalue(res, 0, 8), 0, &jerr);
+    PQclear(res);
+    if (!cfg) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "run %" PRId64 ": unreadable resolved config", run_id);
+        qpo_err_detail(err, "%s", jerr.text);
+        return -1;
+    }
+    read_config(cfg, r);
+    json_decref(cfg);
+    return check_shape(r, err);
+}
+
+int qpo_trun_from_payload(PGconn *conn, const json_t *payload, qpo_trun *run, int *loop,
+                          qpo_err *err) {
+    int64_t run_id, t;
+    if (qpo_trainer_payload_int(payload, "run_id", &run_id, err) ||
+        qpo_trainer_payload_int(payload, "loop", &t, err) || trun_load(conn, run_id, run, err))
+        return -1;
+    if (t < 1 || t > run->loops) {
+        qpo_err_set(err, QPO_EXIT_USAGE,
+                    "job payload loop %" PRId64 " is outside run %" PRId64 "'s loops 1..%d", t,
+                    run_id, run->loops);
+        return -1;
+    }
+    *loop = (int)t;
+    return 0;
+}
+
+const qpo_backend *qpo_trainer_backend(void) {
+    return qpo_backend_cpu();
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+qpo_tokenizer *qpo_trainer_tokenizer(const qpo_trun *run, qpo_err *err) {
+    if (!strcmp(run->tokenizer, "bytes"))
+        return qpo_tokenizer_new_bytes();
+    const char *dir = run->tokenizer;
+    if (!strcmp(run->tokenizer, "gpt2_bpe")) {
+        dir = getenv("QPO_BPE_DIR");
+        if (!dir || !*dir) {
+            qpo_err_set(err, QPO_EXIT_USAGE,
+                        "run %" PRId64 " uses the GPT-2 tokenizer, but "
+                        "QPO_BPE_DIR is not set for this worker",
+                        run->id);
+            qpo_err_hint(err, "start the gpu worker with QPO_BPE_DIR=DIR holding encoder.json "
+                              "and vocab.bpe (e.g. shared/data/gpt2_bpe), then 'qpo resume'");
+            return NULL;
+        }
+    }
+    if (!is_dir(dir)) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "tokenizer directory %s does not exist", dir);
+        qpo_err_detail(err, "run %" PRId64 ": policy.tokenizer = \"%s\"", run->id, run->tokenizer);
+        qpo_err_hint(err, "point QPO_BPE_DIR (or policy.tokenizer) at a folder holding "
+                          "encoder.json + vocab.bpe, then 'qpo resume'");
+        return NULL;
+    }
+    char msg[512];
+    qpo_tokenizer *tok = qpo_tokenizer_load_bpe(dir, msg, sizeof msg);
+    if (!tok) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "cannot load the tokenizer in %s", dir);
+        qpo_err_detail(err, "%s", msg);
+    }
+    return tok;
+}
+
+int qpo_trainer_policy_config(const qpo_trun *run, const qpo_tokenizer *tok, qpo_policy_config *cfg,
+                              qpo_err *err) {
+    if (qpo_policy_config_named(run->size, cfg) < 0) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "run %" PRId64 ": unknown policy size \"%s\"", run->id,
+                    run->size);
+        qpo_err_hint(err, "policy.size is tiny or gpt2");
+        return -1;
+    }
+    cfg->vocab = qpo_tokenizer_vocab_size(tok);
+    return 0;
+}
+
+uint64_t qpo_trainer_seed(uint64_t a, uint64_t b) {
+    uint64_t z = a * 0x9e3779b97f4a7c15ULL + b + 0x632be59bd9b4e019ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+qpo_job_status qpo_trainer_fail(const qpo_err *err) {
+    return err->code == QPO_EXIT_USAGE ? QPO_JOB_FATAL : QPO_JOB_RETRY;
+}

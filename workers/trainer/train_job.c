@@ -1,0 +1,284 @@
+/* The train job of (run, loop t): D_0 + earlier loops' records, the loop's starting weights
+ * (init for t = 1, loop t-1's checkpoint after), a checkpoint after every epoch, and resume
+ * from the newest complete epoch, so a killed attempt's retry ends on the same bits. */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "db.h"
+#include "log.h"
+#include "train_data.h"
+#include "trainer_internal.h"
+
+typedef struct train_plan {
+    int epochs;
+    qpo_train_opts opts;
+    uint64_t init_seed;
+} train_plan;
+
+static train_plan plan_of(const qpo_trun *run, int loop) {
+    train_plan tp;
+    qpo_train_opts_default(&tp.opts);
+    tp.epochs = loop == 1 ? run->epochs_first : run->epochs_next;
+    tp.opts.lr = (float)(loop == 1 ? run->lr_first : run->lr_next);
+    tp.opts.batch_size = run->batch_size;
+    tp.opts.lr_step_epochs = run->lr_step_epochs;
+    tp.opts.lr_gamma = (float)run->lr_gamma;
+    tp.opts.clip = (float)run->grad_clip;
+    tp.opts.weight_decay = (float)run->weight_decay;
+    tp.opts.lambda = (float)run->lambda;
+    tp.opts.lambda_switch = run->lambda_switch;
+    tp.opts.dropout = (float)run->dropout;
+    tp.opts.seed = qpo_trainer_seed((uint64_t)run->seed, (uint64_t)loop);
+    tp.init_seed = qpo_trainer_seed((uint64_t)run->seed, 0);
+    return tp;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Loop 1's starting weights: "scratch", a Hugging Face GPT-2 folder, or a qpo checkpoint. */
+static qpo_policy *initial_policy(const qpo_trun *run, const qpo_tokenizer *tok, uint64_t seed,
+                                  qpo_err *err) {
+    const qpo_backend *be = qpo_trainer_backend();
+    char msg[512] = "";
+    qpo_policy *p = NULL;
+    if (!strcmp(run->init, "scratch")) {
+        qpo_policy_config cfg;
+        if (qpo_trainer_policy_config(run, tok, &cfg, err))
+            return NULL;
+        p = qpo_policy_new(&cfg, be, msg, sizeof msg);
+        if (p)
+            qpo_policy_init_random(p, seed);
+    } else if (is_dir(run->init)) {
+        p = qpo_policy_from_hf(run->init, be, seed, msg, sizeof msg);
+    } else {
+        p = qpo_policy_load(run->init, be, msg, sizeof msg);
+    }
+    if (!p) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "cannot start run %" PRId64 " from policy.init \"%s\"",
+                    run->id, run->init);
+        qpo_err_detail(err, "%s", msg);
+        qpo_err_hint(err, "policy.init is \"scratch\", a Hugging Face GPT-2 folder "
+                          "(model.safetensors + config.json) or a qpo policy .safetensors file");
+        return NULL;
+    }
+    if (qpo_policy_config_of(p)->vocab != qpo_tokenizer_vocab_size(tok)) {
+        qpo_err_set(err, QPO_EXIT_USAGE,
+                    "policy.init \"%s\" has a vocabulary of %d, the "
+                    "tokenizer %d",
+                    run->init, qpo_policy_config_of(p)->vocab, qpo_tokenizer_vocab_size(tok));
+        qpo_policy_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* The weights and state of the newest complete epoch, or NULL (start over) when there is
+ * none or it does not fit this attempt's data and options. */
+static qpo_trainer *resume(const char *loop_dir, const train_plan *tp, const qpo_records *data,
+                           qpo_policy **out_p, qpo_epoch_info *info, qpo_err *err) {
+    int found = qpo_ckpt_latest(loop_dir, info, err);
+    if (found != 0)
+        return NULL; /* none, or an unreadable folder: both start from the loop's init */
+    char path[PATH_MAX + 64], sha[65], msg[512];
+    qpo_ckpt_epoch_path(loop_dir, info->epoch, "policy.safetensors", path, sizeof path);
+    int64_t bytes;
+    qpo_err e2 = {0};
+    qpo_policy *p = NULL;
+    qpo_trainer *tr = NULL;
+    if (info->epoch > tp->epochs || (size_t)info->records != data->n) {
+        snprintf(msg, sizeof msg,
+                 "it holds epoch %d of %d records; this attempt trains %d "
+                 "epochs on %zu",
+                 info->epoch, info->records, tp->epochs, data->n);
+    } else if (qpo_sha256_file(path, sha, &bytes, &e2) || strcmp(sha, info->sha256)) {
+        snprintf(msg, sizeof msg, "its weights do not match epoch.json's sha256");
+    } else if ((p = qpo_policy_load(path, qpo_trainer_backend(), msg, sizeof msg)) &&
+               (tr = qpo_trainer_new(p, &tp->opts, data, msg, sizeof msg)) &&
+               qpo_trainer_load_state(tr, path, msg, sizeof msg) == 0) {
+        *out_p = p;
+        return tr;
+    }
+    qpo_warn("not resuming from %s: %s; training the loop from its start", path, msg);
+    qpo_trainer_free(tr);
+    qpo_policy_free(p);
+    qpo_err_clear(err);
+    return NULL;
+}
+
+static qpo_policy *starting_policy(PGconn *conn, const qpo_trun *run, int loop,
+                                   const qpo_tokenizer *tok, const train_plan *tp, qpo_err *err) {
+    if (loop == 1)
+        return initial_policy(run, tok, tp->init_seed, err);
+    return qpo_trainer_load_checkpoint(conn, run->id, loop - 1, tok, err);
+}
+
+typedef struct train_state {
+    qpo_policy *p;
+    qpo_trainer *tr;
+    qpo_epoch_info last;
+    int resumed_from;
+} train_state;
+
+/* Runs the remaining epochs, saving each; stops early (CANCELLED) when asked. */
+static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *tp,
+                                 const char *loop_dir, train_state *st, qpo_err *err) {
+    char msg[512];
+    int saved_here = 0;
+    while (qpo_trainer_epochs_done(st->tr) < tp->epochs) {
+        int epoch = qpo_trainer_epochs_done(st->tr);
+        double sum[3] = {0};
+        int steps = 0;
+        while (qpo_trainer_epochs_done(st->tr) == epoch) {
+            if (env->should_stop && env->should_stop(env->stop_arg))
+                return QPO_JOB_CANCELLED;
+            qpo_loss l;
+            if (qpo_trainer_step(st->tr, &l, msg, sizeof msg)) {
+                qpo_err_set(err, QPO_EXIT_RUNTIME, "training step failed in epoch %d", epoch + 1);
+                qpo_err_detail(err, "%s", msg);
+                return QPO_JOB_RETRY;
+            }
+            sum[0] += l.ce, sum[1] += l.mse, sum[2] += l.loss, steps++;
+        }
+        qpo_epoch_info info = {.epoch = epoch + 1,
+                               .records = (int)st->last.records,
+                               .ce = sum[0] / steps,
+                               .mse = sum[1] / steps,
+                               .loss = sum[2] / steps};
+        if (qpo_ckpt_save_epoch(st->tr, loop_dir, &info, &st->last, err))
+            return QPO_JOB_RETRY;
+        qpo_info("train: %s epoch %d/%d loss %.5f (ce %.5f, mse %.5f)", loop_dir, info.epoch,
+                 tp->epochs, info.loss, info.ce, info.mse);
+        if (env->stop_after_epochs && ++saved_here >= env->stop_after_epochs &&
+            qpo_trainer_epochs_done(st->tr) < tp->epochs)
+            return QPO_JOB_CANCELLED;
+    }
+    return QPO_JOB_OK;
+}
+
+typedef struct ckpt_row {
+    char run[24], loop[16], path[PATH_MAX], state[PATH_MAX + 64], sha[65], bytes[24], epochs[16],
+        records[16], loss[40], ce[40], mse[40], job[24];
+    char *config, *training;
+} ckpt_row;
+
+static int commit_checkpoint(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err) {
+    ckpt_row *r = arg;
+    snprintf(r->job, sizeof r->job, "%" PRId64, job->id);
+    const char *params[14] = {r->run,      r->loop,
+                              r->path,     r->state,
+                              r->sha,      r->bytes,
+                              r->epochs,   r->records,
+                              r->loss,     r->ce,
+                              r->mse,      r->config,
+                              r->training, job->id > 0 ? r->job : NULL};
+    PGresult *res = qpo_db_named(conn, "trainer_checkpoint_insert", 14, params, err);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+static void free_ckpt_row(void *arg) {
+    ckpt_row *r = arg;
+    free(r->config);
+    free(r->training);
+    free(r);
+}
+
+static json_t *finish(const qpo_trun *run, int loop, const train_plan *tp, const char *loop_dir,
+                      train_state *st, qpo_job_outcome *out, qpo_err *err) {
+    ckpt_row *r = calloc(1, sizeof *r);
+    if (!r || qpo_ckpt_publish(loop_dir, st->last.epoch, r->path, sizeof r->path, err)) {
+        free(r);
+        return NULL;
+    }
+    qpo_ckpt_epoch_path(loop_dir, st->last.epoch, "policy.safetensors.state", r->state,
+                        sizeof r->state);
+    snprintf(r->run, sizeof r->run, "%" PRId64, run->id);
+    snprintf(r->loop, sizeof r->loop, "%d", loop);
+    snprintf(r->sha, sizeof r->sha, "%s", st->last.sha256);
+    snprintf(r->bytes, sizeof r->bytes, "%" PRId64, st->last.bytes);
+    snprintf(r->epochs, sizeof r->epochs, "%d", st->last.epoch);
+    snprintf(r->records, sizeof r->records, "%d", st->last.records);
+    snprintf(r->loss, sizeof r->loss, "%.9g", st->last.loss);
+    snprintf(r->ce, sizeof r->ce, "%.9g", st->last.ce);
+    snprintf(r->mse, sizeof r->mse, "%.9g", st->last.mse);
+    r->config = qpo_policy_config_json(qpo_policy_config_of(st->p));
+    json_t *training = json_pack("{ss ss sf si si si}", "backend", qpo_policy_backend(st->p)->name,
+                                 "init", loop == 1 ? run->init : "previous loop",
+                                 (double)tp->opts.lr, "batch_size", tp->opts.batch_size, "run_seed",
+                                 run->seed, "resumed_from_epoch", st->resumed_from);
+    r->training = json_dumps(training, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(training);
+    out->commit = commit_checkpoint;
+    out->commit_arg = r;
+    out->free_arg = free_ckpt_row;
+    return json_pack("{ss ss si si sf sf sf si}", "path", r->path, "sha256", r->sha, "epochs",
+                     st->last.epoch, "records", st->last.records, "loss", st->last.loss, "ce",
+                     st->last.ce, "mse", st->last.mse, "resumed_from_epoch", st->resumed_from);
+}
+
+static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int loop,
+                            const qpo_tokenizer *tok, qpo_job_outcome *out, qpo_err *err) {
+    train_plan tp = plan_of(run, loop);
+    char loop_dir[PATH_MAX], msg[512];
+    const char *root = env->checkpoint_root ? env->checkpoint_root : qpo_trainer_checkpoint_root();
+    if (qpo_ckpt_loop_dir(root, run->id, loop, loop_dir, sizeof loop_dir, err))
+        return QPO_JOB_RETRY;
+    qpo_policy_config cfg;
+    qpo_train_data data;
+    if (qpo_trainer_policy_config(run, tok, &cfg, err) ||
+        qpo_train_data_load(env->conn, run, loop, tok, cfg.vocab, &data, err))
+        return qpo_trainer_fail(err);
+    train_state st = {0};
+    st.tr = resume(loop_dir, &tp, &data.records, &st.p, &st.last, err);
+    if (st.tr) {
+        st.resumed_from = st.last.epoch;
+        qpo_info("train: run %" PRId64 " loop %d resumes after epoch %d", run->id, loop,
+                 st.last.epoch);
+    } else {
+        st.p = starting_policy(env->conn, run, loop, tok, &tp, err);
+        st.tr = st.p ? qpo_trainer_new(st.p, &tp.opts, &data.records, msg, sizeof msg) : NULL;
+        if (st.p && !st.tr) {
+            qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot start training run %" PRId64 " loop %d",
+                        run->id, loop);
+            qpo_err_detail(err, "%s", msg);
+        }
+    }
+    st.last.records = (int)data.records.n;
+    qpo_job_status s = st.tr ? run_epochs(env, &tp, loop_dir, &st, err) : qpo_trainer_fail(err);
+    if (s == QPO_JOB_OK) {
+        out->result = finish(run, loop, &tp, loop_dir, &st, out, err);
+        if (out->result) {
+            json_object_set_new(out->result, "d0_records", json_integer(data.d0_records));
+            json_object_set_new(out->result, "run_records", json_integer(data.run_records));
+        }
+        s = out->result ? QPO_JOB_OK : QPO_JOB_RETRY;
+    }
+    qpo_trainer_free(st.tr);
+    qpo_policy_free(st.p);
+    qpo_train_data_free(&data);
+    return s;
+}
+
+qpo_job_status qpo_trainer_job_train(const qpo_trainer_env *env, const json_t *payload,
+                                     qpo_job_outcome *out, qpo_err *err) {
+    qpo_trun run;
+    int loop;
+    if (qpo_trun_from_payload(env->conn, payload, &run, &loop, err))
+        return qpo_trainer_fail(err);
+    qpo_tokenizer *tok = qpo_trainer_tokenizer(&run, err);
+    if (!tok)
+        return qpo_trainer_fail(err);
+    qpo_job_status s = train(env, &run, loop, tok, out, err);
+    qpo_tokenizer_free(tok);
+    return s;
+}

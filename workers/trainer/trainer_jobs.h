@@ -1,0 +1,56 @@
+#ifndef QPO_TRAINER_JOBS_H
+#define QPO_TRAINER_JOBS_H
+
+/* The trainer workers' jobs (docs/data-model.md): train, generate, evaluate-generate (gpu
+ * class) and merge (cpu class). Each is a function of an environment (connection, job
+ * identity, stop check, checkpoint directory) so tests can run one against a real database
+ * without the worker runtime; qpo_trainer_register_handlers() builds the environment from the
+ * runtime's job context. Outputs are written by out->commit inside the completing
+ * transaction, so each is written exactly once. */
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "handler.h"
+
+typedef struct qpo_trainer_env {
+    PGconn *conn; /* outside a transaction */
+    int64_t job_id;
+    int job_attempt;
+    bool (*should_stop)(void *arg);
+    void *stop_arg;
+    /* Root of run-<id>/loop-<t>/ checkpoint folders; NULL: qpo_trainer_checkpoint_root(). */
+    const char *checkpoint_root;
+    /* Tests: after saving this many epochs in this call, stop as if cancelled (0: never). */
+    int stop_after_epochs;
+} qpo_trainer_env;
+
+/* $QPO_CHECKPOINT_DIR, else "qpo-checkpoints" in the working directory. */
+const char *qpo_trainer_checkpoint_root(void);
+
+/* train {"run_id", "loop"}: trains loop t's policy (resuming from the last complete epoch of
+ * an earlier attempt); out->commit records the final checkpoint in qpo.checkpoints. */
+qpo_job_status qpo_trainer_job_train(const qpo_trainer_env *env, const json_t *payload,
+                                     qpo_job_outcome *out, qpo_err *err);
+
+/* generate {"run_id", "loop", "batches", "batch_size"}: one sampled prompt per collect item;
+ * out->commit writes qpo.generations (purpose 'collect'). */
+qpo_job_status qpo_trainer_job_generate(const qpo_trainer_env *env, const json_t *payload,
+                                        qpo_job_outcome *out, qpo_err *err);
+
+/* evaluate-generate {"run_id", "loop", "test_size"}: greedy prompts for the test sample;
+ * out->commit writes qpo.generations (purpose 'test'). */
+qpo_job_status qpo_trainer_job_evaluate_generate(const qpo_trainer_env *env, const json_t *payload,
+                                                 qpo_job_outcome *out, qpo_err *err);
+
+/* merge {"run_id", "loop"}: out->commit adds loop t's good rewards to qpo.run_records. */
+qpo_job_status qpo_trainer_job_merge(const qpo_trainer_env *env, const json_t *payload,
+                                     qpo_job_outcome *out, qpo_err *err);
+
+/* Registers train, generate, evaluate-generate (gpu) and merge (cpu) with the runtime. */
+void qpo_trainer_register_handlers(void);
+
+#endif
