@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
+#include <unistd.h>
 
 #include "cmd_util.h"
 #include "commands.h"
@@ -131,6 +132,15 @@ static void wait_for_work(PGconn *conn, int poll_ms) {
     }
 }
 
+static PGconn *listen_connect(const char *db, qpo_err *err) {
+    PGconn *conn = qpo_sched_connect(db, "qpo scheduler", err);
+    if (conn && qpo_db_exec(conn, "LISTEN qpo_experiments", err) < 0) {
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
 int qpo_cmd_scheduler(int argc, char **argv) {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"once", no_argument, NULL, 'o'},
@@ -162,22 +172,29 @@ int qpo_cmd_scheduler(int argc, char **argv) {
     const char *fault = getenv("QPO_SCHEDULER_FAULT_AFTER_JOBS");
     size_t fault_after = fault ? (size_t)strtoull(fault, NULL, 10) : 0;
     qpo_err err = {0};
-    PGconn *conn = qpo_sched_connect(db, "qpo scheduler", &err);
-    if (!conn || qpo_db_exec(conn, "LISTEN qpo_experiments", &err) < 0) {
-        PQfinish(conn);
+    PGconn *conn = listen_connect(db, &err);
+    if (!conn)
         return qpo_err_print(&err);
-    }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     int rc = 0;
     while (!stopping) {
-        if ((rc = one_pass(conn, fault_after, &err)) < 0 || once)
+        rc = one_pass(conn, fault_after, &err);
+        /* A lost connection (server restart, failover) is waited out: nothing of a pass
+         * survives a rollback, so the next pass redoes it. Other errors are bugs or a wrong
+         * schema: exit, loudly. */
+        if (rc < 0 && qpo_db_conn_lost(conn) && !once) {
+            qpo_warn("scheduler: %s; reconnecting", err.msg);
+            PQfinish(conn);
+            while (!stopping && !(conn = listen_connect(db, &err)))
+                sleep(1);
+            if (!conn)
+                return 0;
+            continue;
+        }
+        if (rc < 0 || once)
             break;
         wait_for_work(conn, poll_ms);
-        if (qpo_db_conn_lost(conn)) {
-            rc = qpo_err_set(&err, QPO_EXIT_RUNTIME, "lost the database connection");
-            break;
-        }
     }
     PQfinish(conn);
     return rc < 0 ? qpo_err_print(&err) : 0;

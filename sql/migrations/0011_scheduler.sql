@@ -80,8 +80,9 @@ BEGIN
     ORDER BY w.q;
 END $$;
 
--- A run's state from its jobs: any dead job fails it (its error names the job), all jobs
--- succeeded is done, any attempt made is running. Cancelled runs stay cancelled.
+-- A run's state from its jobs: any dead or cancelled job fails it (its error names the job,
+-- dead ones first), all jobs succeeded is done, any attempt made is running. Cancelled runs
+-- (qpo cancel) stay cancelled.
 CREATE FUNCTION qpo.refresh_run_state(p_run bigint) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -100,10 +101,13 @@ BEGIN
            count(*) FILTER (WHERE j.attempt > 0 OR j.state = 'succeeded')
       INTO total, succeeded, started
       FROM qpo.jobs j WHERE j.run_id = p_run;
-    SELECT format('%s job %s (%s) is dead: %s', j.kind, j.id, j.idempotency_key,
+    -- A cancelled job in a run nobody cancelled means a dead ancestor, possibly in another
+    -- run (the d0 build a run shares with its sibling seeds): the run cannot finish either.
+    SELECT format('%s job %s (%s) is %s: %s', j.kind, j.id, j.idempotency_key, j.state,
                   coalesce(j.last_error, 'no error recorded'))
       INTO next_error
-      FROM qpo.jobs j WHERE j.run_id = p_run AND j.state = 'dead' ORDER BY j.id LIMIT 1;
+      FROM qpo.jobs j WHERE j.run_id = p_run AND j.state IN ('dead', 'cancelled')
+     ORDER BY j.state = 'cancelled', j.id LIMIT 1;
     next_state := CASE WHEN next_error IS NOT NULL THEN 'failed'
                        WHEN total > 0 AND succeeded = total THEN 'done'
                        WHEN started > 0 THEN 'running'

@@ -28,18 +28,23 @@ static const char *small_config =
     " \"model\": \"sim-7b\"}], \"collect\": {\"batches\": 2, \"batch_size\": 4},"
     " \"test\": {\"shards\": 1}, \"baselines\": [{\"name\": \"manual\", \"prompt\": \"Go.\"}]}";
 
-/* A database with one planned experiment; returns its id. */
-static int64_t planned_experiment(char *info, size_t size, PGconn **conn) {
+/* A database with one planned experiment of `config`; returns its id. */
+static int64_t planned_experiment_of(const char *config, char *info, size_t size, PGconn **conn) {
     snprintf(info, size, "%s", qpo_pgtest_new_db(pg));
     *conn = test_connect(info);
     qpo_err err = {0};
-    json_t *cfg = json_loads(small_config, 0, NULL);
+    json_t *cfg = json_loads(config, 0, NULL);
+    assert_non_null(cfg);
     int64_t exp = 0, planned = 0;
     assert_int_equal(qpo_experiment_submit(*conn, "ctl", cfg, &exp, &err), 0);
     json_decref(cfg);
     assert_int_equal(qpo_experiment_plan_next(*conn, 0, &planned, &err), 0);
     assert_int_equal(planned, exp);
     return exp;
+}
+
+static int64_t planned_experiment(char *info, size_t size, PGconn **conn) {
+    return planned_experiment_of(small_config, info, size, conn);
 }
 
 static char *exp_state(PGconn *conn, int64_t exp) {
@@ -484,6 +489,34 @@ static void test_missing_data_fails_first_job_then_resume(void **state) {
     PQfinish(conn);
 }
 
+/* A d0 build is shared by the seeds; when it dies, every run waiting on it fails, not only
+ * the one it is filed under. */
+static void test_dead_shared_d0_fails_every_seed(void **state) {
+    char info[1024];
+    PGconn *conn;
+    char *config = NULL;
+    assert_true(asprintf(&config, "%.*s, \"d0\": {\"source\": \"build\"}}",
+                         (int)strlen(small_config) - 1, small_config) > 0);
+    int64_t exp = planned_experiment_of(config, info, sizeof(info), &conn);
+    free(config);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs WHERE kind = 'd0'"), 1);
+    qpo_lease_ref ref = claim(conn, "d0");
+    char fstate[16];
+    qpo_err err = {0};
+    assert_int_equal(qpo_fail(conn, "test-worker", ref, "target unreachable", true,
+                              (qpo_backoff){10, 100}, fstate, &err),
+                     0);
+    refresh(conn);
+    assert_exp_state(conn, exp, "failed");
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs WHERE state = 'failed'"), 2);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs WHERE error LIKE '%is dead: "
+                                 "target unreachable'"),
+                     1);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs WHERE error LIKE '%is cancelled%'"),
+                     1);
+    PQfinish(conn);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     qpo_scheduler_register_handlers();
@@ -496,6 +529,7 @@ int main(void) {
         cmocka_unit_test(test_collect_batches_wrap_without_repeats),
         cmocka_unit_test(test_test_sample_is_balanced_prefix),
         cmocka_unit_test(test_missing_data_fails_first_job_then_resume),
+        cmocka_unit_test(test_dead_shared_d0_fails_every_seed),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     qpo_pgtest_stop(pg);

@@ -446,6 +446,48 @@ static void test_enqueue_is_idempotent(void **state) {
     PQfinish(conn);
 }
 
+/* Polls until `sql` returns want (bounded: a hung scheduler fails the test, it does not
+ * time it). */
+static int wait_for(const char *info, const char *sql, int64_t want) {
+    for (int i = 0; i < 600; i++) {
+        qpo_err err = {0};
+        PGconn *conn = qpo_db_connect(info, "test", &err);
+        int64_t got = -1;
+        if (conn) {
+            PGresult *res = qpo_db_query(conn, sql, 0, NULL, &err);
+            if (res && PQntuples(res) == 1)
+                got = qpo_db_int64(res, 0, 0);
+            PQclear(res);
+        }
+        PQfinish(conn);
+        if (got == want)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+/* A long-running scheduler plans what arrives, survives a server restart, and stops
+ * cleanly on SIGTERM. */
+static void test_scheduler_daemon_survives_restart(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    const char *argv[] = {"scheduler", "--poll-ms", "200", NULL};
+    int pid = qpo_spawn(info, NULL, argv);
+    submit_cli(info, dag_config, "first");
+    assert_true(wait_for(info, "SELECT count(*) FROM qpo.experiments WHERE state = 'planned'", 1));
+    qpo_pgtest_restart(pg);
+    submit_cli(info, dag_config, "after-restart");
+    assert_true(wait_for(info, "SELECT count(*) FROM qpo.experiments WHERE state = 'planned'", 2));
+    kill(pid, SIGTERM);
+    qpo_run_result r;
+    qpo_wait(pid, &r);
+    assert_int_equal(r.exit_code, 0);
+    PGconn *conn = test_connect(info);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.jobs"), 8 * JOBS_PER_RUN);
+    PQfinish(conn);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
@@ -457,6 +499,7 @@ int main(void) {
         cmocka_unit_test(test_killed_mid_plan_then_restarted),
         cmocka_unit_test(test_two_schedulers_double_nothing),
         cmocka_unit_test(test_enqueue_is_idempotent),
+        cmocka_unit_test(test_scheduler_daemon_survives_restart),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     qpo_pgtest_stop(pg);
