@@ -153,7 +153,16 @@ int qpo_cmd_results(int argc, char **argv) {
     char id[24];
     snprintf(id, sizeof(id), "%lld", a.id);
     const char *p[] = {id};
-    PGresult *res = conn ? qpo_db_named(conn, "results_of_experiment", 1, p, &err) : NULL;
+    PGresult *exists = conn ? qpo_db_named(conn, "status_experiments", 1, p, &err) : NULL;
+    if (exists && PQntuples(exists) == 0) {
+        PQclear(exists);
+        PQfinish(conn);
+        qpo_err_set(&err, QPO_EXIT_USAGE, "experiment %s does not exist", id);
+        qpo_err_hint(&err, "'qpo status' lists the experiments");
+        return qpo_err_print(&err);
+    }
+    PGresult *res = exists ? qpo_db_named(conn, "results_of_experiment", 1, p, &err) : NULL;
+    PQclear(exists);
     if (res)
         print_results(res, a.format);
     PQclear(res);

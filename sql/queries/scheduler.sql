@@ -48,7 +48,9 @@ SELECT id, name, config::text FROM qpo.experiments
 WHERE state = 'submitted' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED;
 
 -- name: exp_mark_invalid
-UPDATE qpo.experiments SET state = 'invalid', error = $2, updated_at = now() WHERE id = $1;
+-- Only while still submitted: a cancel that came in between wins.
+UPDATE qpo.experiments SET state = 'invalid', error = $2, updated_at = now()
+WHERE id = $1 AND state = 'submitted';
 
 -- name: exp_mark_planned
 UPDATE qpo.experiments SET state = 'planned', resolved_config = $2::jsonb, updated_at = now()

@@ -318,6 +318,10 @@ static void test_results_view_math(void **state) {
     json_t *rows = json_loads(r.out, 0, NULL);
     assert_int_equal(json_array_size(rows), 2);
     json_decref(rows);
+    const char *missing[] = {"results", "4242", NULL};
+    qpo_run(&r, info, NULL, missing);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "experiment 4242 does not exist"));
     PQfinish(conn);
 }
 
