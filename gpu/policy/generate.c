@@ -165,14 +165,15 @@ static void generate_chunk(gen_state *g, const qpo_gen_opts *o, const int32_t *q
         if (s > 0)
             decode_step(g, cur, PREFIX + s - 1);
         for (int b = 0; b < B; b++) {
-            if (s > 0 && (len[b] < s || out[b * QPO_PGDT_PLEN + s - 1] == eos)) {
+            if (s > 0 &&
+                (len[b] < s || (out[b * QPO_PGDT_PLEN + s - 1] == eos && !o->ignore_eos))) {
                 cur[b] = eos; /* finished rows ride along; their tokens are not kept */
                 continue;
             }
             cur[b] = qpo_sample_token(g->logits + (size_t)b * V, V, o, seeds[b], s);
             out[b * QPO_PGDT_PLEN + s] = cur[b];
             len[b] = s + 1;
-            if (cur[b] == eos)
+            if (cur[b] == eos && !o->ignore_eos)
                 live--;
         }
     }

@@ -11,12 +11,13 @@
 #include "policy.h"
 
 typedef struct qpo_gen_opts {
-    int greedy;   /* argmax, ties to the lowest token id */
-    int top_k;    /* 2 for collection; <= 0: no top-k */
-    float top_p;  /* 0.9 for collection; >= 1: no top-p */
-    float reward; /* r*, already normalised (100) */
-    int max_new;  /* at most 40 */
-    int batch;    /* queries decoded together (memory bound); <= 0: 64 */
+    int greedy;     /* argmax, ties to the lowest token id */
+    int top_k;      /* 2 for collection; <= 0: no top-k */
+    float top_p;    /* 0.9 for collection; >= 1: no top-p */
+    float reward;   /* r*, already normalised (100) */
+    int max_new;    /* at most 40 */
+    int batch;      /* queries decoded together (memory bound); <= 0: 64 */
+    int ignore_eos; /* benchmarks only: always decode max_new tokens */
 } qpo_gen_opts;
 
 void qpo_gen_opts_default(qpo_gen_opts *o); /* top-k 2, top-p 0.9, r* 100, 40 tokens */

@@ -121,6 +121,7 @@ static int bench_generate(qpo_policy *p, const bench_args *a, const qpo_records 
     qpo_gen_opts g;
     qpo_gen_opts_default(&g);
     g.batch = n;
+    g.ignore_eos = 1; /* 40 tokens each, as pgdt_torch.py gen's min_new_tokens */
     int32_t *qi = malloc(sizeof(int32_t) * n * QPO_PGDT_QLEN),
             *out = malloc(sizeof(int32_t) * n * QPO_PGDT_PLEN);
     int32_t *qm = malloc(sizeof(int32_t) * n * QPO_PGDT_QLEN);
