@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dataset.h"
 #include "tasks.h"
@@ -423,8 +424,32 @@ static const char *detect_format(const char *path, qpo_err *err) {
     return NULL;
 }
 
+/* A TweetEval folder: each of its train/val/test text files, with its split. 1 when the
+ * folder held any, 0 when it is not one, -1 on error. */
+static int read_tweeteval_folder(const char *task, const char *dir, bool skip_bad,
+                                 qpo_item_list *list, qpo_err *err) {
+    static const char *const files[] = {"train_text.txt", "val_text.txt", "test_text.txt"};
+    int found = 0;
+    for (int i = 0; i < 3; i++) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        if (access(path, R_OK) != 0)
+            continue;
+        found = 1;
+        if (qpo_read_dataset(task, path, "tweeteval", NULL, skip_bad, list, err) < 0)
+            return -1;
+    }
+    return found;
+}
+
 int qpo_read_dataset(const char *task, const char *path, const char *format,
                      const char *upstream_split, bool skip_bad, qpo_item_list *list, qpo_err *err) {
+    if ((!format || !strcmp(format, "auto") || !strcmp(format, "tweeteval")) && !upstream_split &&
+        is_dir(path)) {
+        int found = read_tweeteval_folder(task, path, skip_bad, list, err);
+        if (found != 0)
+            return found < 0 ? -1 : 0;
+    }
     if (!format || !strcmp(format, "auto"))
         format = detect_format(path, err);
     if (!format)

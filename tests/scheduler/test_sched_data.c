@@ -148,6 +148,12 @@ static void test_shared_data_exact_counts(void **state) {
     assert_non_null(strstr(r.out, "0 new, 5052 already present"));
     import_ok(info, d, &r);
     assert_non_null(strstr(r.out, "0 new, 8587 already present"));
+    /* The TweetEval folder is the same three files. */
+    char folder[1024];
+    snprintf(folder, sizeof(folder), "%s/tweet_eval_emotion", shared);
+    const char *dir[] = {"data", "import", "tweet_emotion", folder, NULL};
+    import_ok(info, dir, &r);
+    assert_non_null(strstr(r.out, "5052 rows read, 0 new, 5052 already present"));
     assert_count(conn, te, 5052);
     assert_count(conn, "SELECT count(*) FROM qpo.d0_records", 8587);
     PQfinish(conn);
