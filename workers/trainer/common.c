@@ -71,7 +71,7 @@ static int commit_rows(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err
     char *json = json_dumps(rc->rows, JSON_COMPACT);
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)job->id);
-    const char *params[2] = {json, id};
+    const char *params[2] = {json, job->id > 0 ? id : NULL};
     PGresult *res = json ? qpo_db_named(conn, rc->statement, 2, params, err) : NULL;
     free(json);
     if (!res) {

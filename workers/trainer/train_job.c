@@ -212,10 +212,11 @@ static json_t *finish(const qpo_trun *run, int loop, const train_plan *tp, const
     snprintf(r->ce, sizeof r->ce, "%.9g", st->last.ce);
     snprintf(r->mse, sizeof r->mse, "%.9g", st->last.mse);
     r->config = qpo_policy_config_json(qpo_policy_config_of(st->p));
-    json_t *training = json_pack("{ss ss sf si si si}", "backend", qpo_policy_backend(st->p)->name,
-                                 "init", loop == 1 ? run->init : "previous loop",
-                                 (double)tp->opts.lr, "batch_size", tp->opts.batch_size, "run_seed",
-                                 run->seed, "resumed_from_epoch", st->resumed_from);
+    json_t *training =
+        json_pack("{ss ss sf si si si}", "backend", qpo_policy_backend(st->p)->name, "init",
+                  loop == 1 ? run->init : "previous loop", "lr",
+                  loop == 1 ? run->lr_first : run->lr_next, "batch_size", tp->opts.batch_size,
+                  "run_seed", run->seed, "resumed_from_epoch", st->resumed_from);
     r->training = json_dumps(training, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(training);
     out->commit = commit_checkpoint;

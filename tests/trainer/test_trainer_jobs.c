@@ -1,0 +1,286 @@
+/* The trainer jobs in this process against a real PostgreSQL and real checkpoint files: each
+ * handler's outputs for a hand-built run, determinism across databases, resume after a stop,
+ * merge's filter and de-duplication, and the errors users get for missing inputs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "pgtest.h"
+#include "policy.h"
+#include "trainer_fixture.h"
+#include "trainer_internal.h"
+
+static qpo_pgtest *pg;
+
+static void run_ok(tfx *f, tfx_job_fn fn, const char *kind, int loop, json_t **result) {
+    char payload[256];
+    tfx_payload(f, kind, loop, payload, sizeof payload);
+    qpo_err err = {0};
+    qpo_job_status st = tfx_run(f, fn, payload, 0, result, &err);
+    if (st != QPO_JOB_OK) {
+        qpo_err_print(&err);
+        fail_msg("%s loop %d: status %d", kind, loop, (int)st);
+    }
+}
+
+static char *checkpoint_sha(tfx *f, int loop) {
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT sha256 FROM qpo.checkpoints WHERE run_id = %lld AND loop = %d",
+             (long long)f->run_id, loop);
+    return db_str(f->conn, sql);
+}
+
+static char *generations_text(tfx *f) {
+    return db_str(f->conn, "SELECT string_agg(purpose || ':' || loop || ':' || batch || ':' || "
+                           "item_id || ':' || prompt, E'\\n' ORDER BY purpose, loop, item_id) "
+                           "FROM qpo.generations");
+}
+
+static void test_train_then_generate(void **state) {
+    (void)state;
+    tfx f;
+    tfx_setup(&f, qpo_pgtest_new_db(pg), NULL);
+    json_t *res = NULL;
+    run_ok(&f, qpo_trainer_job_train, "train", 1, &res);
+    assert_int_equal(json_integer_value(json_object_get(res, "epochs")), 3);
+    assert_int_equal(json_integer_value(json_object_get(res, "records")), 60);
+    assert_int_equal(json_integer_value(json_object_get(res, "resumed_from_epoch")), 0);
+    json_decref(res);
+
+    /* The row names a file whose bytes hash to the recorded sha256 and load as the tiny
+     * policy with the byte tokenizer's vocabulary. */
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints WHERE loop = 1 AND "
+                                   "epochs = 3 AND records = 60 AND final_loss > 0 AND "
+                                   "training->>'lr' = '0.001' AND config->>'vocab' = '257'"),
+                     1);
+    char *path = db_str(f.conn, "SELECT path FROM qpo.checkpoints WHERE loop = 1");
+    char *sha = checkpoint_sha(&f, 1);
+    char want_prefix[PATH_MAX];
+    snprintf(want_prefix, sizeof want_prefix, "%s/run-%lld/loop-1/policy.safetensors",
+             f.ckpt_root, (long long)f.run_id);
+    assert_string_equal(path, want_prefix);
+    char got[65];
+    int64_t bytes;
+    qpo_err err = {0};
+    assert_int_equal(qpo_sha256_file(path, got, &bytes, &err), 0);
+    assert_string_equal(got, sha);
+    char msg[256];
+    qpo_policy *p = qpo_policy_load(path, qpo_backend_cpu(), msg, sizeof msg);
+    assert_non_null(p);
+    assert_int_equal(qpo_policy_config_of(p)->vocab, 257);
+    assert_int_equal(qpo_policy_config_of(p)->n_layer, 2);
+    qpo_policy_free(p);
+    free(path);
+    free(sha);
+
+    run_ok(&f, qpo_trainer_job_generate, "generate", 1, NULL);
+    /* One collect prompt per item the scheduler's selection names, in its batch. */
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.generations WHERE purpose = "
+                                   "'collect' AND loop = 1"),
+                     10);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM (SELECT b.batch, s.item_id FROM "
+                                   "generate_series(0, 1) b(batch), LATERAL qpo.collect_batch(1, "
+                                   "1, b.batch) s EXCEPT SELECT batch, item_id FROM "
+                                   "qpo.generations WHERE purpose = 'collect') x"),
+                     0);
+    run_ok(&f, qpo_trainer_job_evaluate_generate, "evaluate-generate", 1, NULL);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.generations WHERE purpose = 'test'"),
+                     6);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM (SELECT item_id FROM "
+                                   "qpo.test_sample('tweet_emotion', 0, 6) EXCEPT SELECT item_id "
+                                   "FROM qpo.generations WHERE purpose = 'test') x"),
+                     0);
+    /* Prompts are text, never the stop token's literal text. */
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.generations WHERE prompt LIKE "
+                                   "'%<|endoftext|>%' OR length(prompt) > 40"),
+                     0);
+    tfx_teardown(&f);
+}
+
+/* Same seed, another database and folder: the same weights and prompts; another seed:
+ * other weights. A stopped-then-resumed train ends on the calm run's bytes. */
+static void test_determinism_and_resume(void **state) {
+    (void)state;
+    tfx a, b, c;
+    tfx_setup(&a, qpo_pgtest_new_db(pg), NULL);
+    run_ok(&a, qpo_trainer_job_train, "train", 1, NULL);
+    run_ok(&a, qpo_trainer_job_generate, "generate", 1, NULL);
+    run_ok(&a, qpo_trainer_job_evaluate_generate, "evaluate-generate", 1, NULL);
+
+    tfx_setup(&b, qpo_pgtest_new_db(pg), NULL);
+    char payload[256];
+    tfx_payload(&b, "train", 1, payload, sizeof payload);
+    qpo_err err = {0};
+    json_t *res = NULL;
+    assert_int_equal(tfx_run(&b, qpo_trainer_job_train, payload, 1, NULL, &err),
+                     QPO_JOB_CANCELLED);
+    assert_int_equal(db_ll(b.conn, "SELECT count(*) FROM qpo.checkpoints"), 0);
+    assert_int_equal(tfx_run(&b, qpo_trainer_job_train, payload, 1, NULL, &err),
+                     QPO_JOB_CANCELLED);
+    assert_int_equal(tfx_run(&b, qpo_trainer_job_train, payload, 0, &res, &err), QPO_JOB_OK);
+    assert_int_equal(json_integer_value(json_object_get(res, "resumed_from_epoch")), 2);
+    json_decref(res);
+    run_ok(&b, qpo_trainer_job_generate, "generate", 1, NULL);
+    run_ok(&b, qpo_trainer_job_evaluate_generate, "evaluate-generate", 1, NULL);
+
+    char *sa = checkpoint_sha(&a, 1), *sb = checkpoint_sha(&b, 1);
+    assert_string_equal(sa, sb);
+    char *ga = generations_text(&a), *gb = generations_text(&b);
+    assert_string_equal(ga, gb);
+
+    tfx_opts other = {.seed = 1, .with_d0 = 1};
+    tfx_setup(&c, qpo_pgtest_new_db(pg), &other);
+    run_ok(&c, qpo_trainer_job_train, "train", 1, NULL);
+    char *sc = checkpoint_sha(&c, 1);
+    assert_string_not_equal(sa, sc);
+    free(sa), free(sb), free(sc), free(ga), free(gb);
+    tfx_teardown(&a);
+    tfx_teardown(&b);
+    tfx_teardown(&c);
+}
+
+static void insert_reward(tfx *f, int loop, int item, const char *query, const char *prompt,
+                          double raw) {
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO qpo.rewards (run_id, loop, batch, item_id, query, prompt, acc_q, "
+             "avg_acc, raw_reward, norm_reward, d0_min_raw, d0_max_raw, call_ids) VALUES (%lld, "
+             "%d, 0, %d, '%s', '%s', 0.5, 0.5, %g, 0, 2, 12, '{1}')",
+             (long long)f->run_id, loop, item, query, prompt, raw);
+    db_ok(f->conn, sql);
+}
+
+static void test_merge_filter_dedup_and_loop2(void **state) {
+    (void)state;
+    tfx f;
+    tfx_setup(&f, qpo_pgtest_new_db(pg), NULL);
+    /* D_0's raw rewards span [2, 12]. */
+    assert_int_equal(db_ll(&*f.conn, "SELECT min(raw_reward) FROM qpo.d0_records"), 2);
+    db_ok(f.conn, "INSERT INTO qpo.run_records (run_id, loop, item_id, query, prompt, "
+                  "raw_reward) VALUES (1, 1, 99, 'q earlier', 'p earlier', 9)");
+    insert_reward(&f, 1, 1, "q below", "p", 1.5);            /* under the minimum */
+    insert_reward(&f, 1, 2, "q equal", "p", 2.0);            /* not above it */
+    insert_reward(&f, 1, 3, "q good", "p good", 7.0);        /* kept */
+    insert_reward(&f, 1, 5, "q twice", "p twice", 8.0);      /* kept: lowest item id */
+    insert_reward(&f, 1, 4, "q twice", "p twice", 8.0);
+    insert_reward(&f, 1, 6, "so happy about day 0", "Classify the tweet.", 9.0); /* in D_0 */
+    insert_reward(&f, 1, 7, "q earlier", "p earlier", 9.0);  /* in D already */
+    insert_reward(&f, 2, 8, "q other loop", "p", 9.0);       /* not this loop */
+    json_t *res = NULL;
+    run_ok(&f, qpo_trainer_job_merge, "merge", 1, &res);
+    assert_int_equal(json_integer_value(json_object_get(res, "rewards")), 7);
+    assert_int_equal(json_integer_value(json_object_get(res, "above_d0_min")), 5);
+    assert_int_equal(json_integer_value(json_object_get(res, "kept")), 2);
+    json_decref(res);
+    char *kept = db_str(f.conn, "SELECT string_agg(item_id || ':' || query || ':' || raw_reward, "
+                                "',' ORDER BY item_id) FROM qpo.run_records WHERE loop = 1 AND "
+                                "item_id <> 99");
+    assert_string_equal(kept, "3:q good:7,4:q twice:8");
+    free(kept);
+    /* A second merge of the same loop adds nothing. */
+    run_ok(&f, qpo_trainer_job_merge, "merge", 1, &res);
+    assert_int_equal(json_integer_value(json_object_get(res, "kept")), 0);
+    json_decref(res);
+
+    /* Loop 2 fine-tunes loop 1's weights on D_0 + the 3 merged records, at lr_next. */
+    run_ok(&f, qpo_trainer_job_train, "train", 1, NULL);
+    run_ok(&f, qpo_trainer_job_train, "train", 2, &res);
+    assert_int_equal(json_integer_value(json_object_get(res, "records")), 63);
+    assert_int_equal(json_integer_value(json_object_get(res, "run_records")), 3);
+    assert_int_equal(json_integer_value(json_object_get(res, "epochs")), 2);
+    json_decref(res);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints WHERE loop = 2 AND "
+                                   "training->>'lr' = '0.0001' AND training->>'init' = "
+                                   "'previous loop'"),
+                     1);
+    tfx_teardown(&f);
+}
+
+static void expect_fatal(tfx *f, tfx_job_fn fn, const char *kind, int loop, const char *needle) {
+    char payload[256];
+    tfx_payload(f, kind, loop, payload, sizeof payload);
+    qpo_err err = {0};
+    qpo_job_status st = tfx_run(f, fn, payload, 0, NULL, &err);
+    char all[2200];
+    snprintf(all, sizeof all, "%s | %s | %s", err.msg, err.detail, err.hint);
+    if (st != QPO_JOB_FATAL || !strstr(all, needle))
+        fail_msg("%s: status %d, error \"%s\"; expected FATAL naming \"%s\"", kind, (int)st, all,
+                 needle);
+}
+
+static void test_errors_name_the_fix(void **state) {
+    (void)state;
+    tfx f;
+    tfx_opts no_d0 = {.with_d0 = 0};
+    tfx_setup(&f, qpo_pgtest_new_db(pg), &no_d0);
+    expect_fatal(&f, qpo_trainer_job_train, "train", 1, "qpo data import-d0");
+    expect_fatal(&f, qpo_trainer_job_merge, "merge", 1, "qpo data import-d0");
+    /* generate before any train: no checkpoint recorded. */
+    expect_fatal(&f, qpo_trainer_job_generate, "generate", 1, "has no checkpoint for loop 1");
+    expect_fatal(&f, qpo_trainer_job_train, "train", 3, "outside run");
+    tfx_teardown(&f);
+
+    tfx_opts bad_tok = {.tokenizer = "/nonexistent/gpt2", .with_d0 = 1};
+    tfx_setup(&f, qpo_pgtest_new_db(pg), &bad_tok);
+    expect_fatal(&f, qpo_trainer_job_train, "train", 1, "/nonexistent/gpt2 does not exist");
+    tfx_teardown(&f);
+
+    tfx_opts bpe = {.tokenizer = "gpt2_bpe", .with_d0 = 1};
+    tfx_setup(&f, qpo_pgtest_new_db(pg), &bpe);
+    char *saved = getenv("QPO_BPE_DIR") ? strdup(getenv("QPO_BPE_DIR")) : NULL;
+    unsetenv("QPO_BPE_DIR");
+    expect_fatal(&f, qpo_trainer_job_train, "train", 1, "QPO_BPE_DIR");
+    if (saved)
+        setenv("QPO_BPE_DIR", saved, 1);
+    free(saved);
+    tfx_teardown(&f);
+
+    /* A checkpoint changed on disk, then one that is gone. */
+    tfx_setup(&f, qpo_pgtest_new_db(pg), NULL);
+    run_ok(&f, qpo_trainer_job_train, "train", 1, NULL);
+    char *path = db_str(f.conn, "SELECT path FROM qpo.checkpoints WHERE loop = 1");
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, 4000, SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, 4000, SEEK_SET);
+    fputc(c ^ 0x5a, fp);
+    fclose(fp);
+    expect_fatal(&f, qpo_trainer_job_generate, "generate", 1, "does not match its recorded sha256");
+    expect_fatal(&f, qpo_trainer_job_train, "train", 2, "restore");
+    assert_int_equal(unlink(path), 0);
+    expect_fatal(&f, qpo_trainer_job_evaluate_generate, "evaluate-generate", 1, path);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.generations"), 0);
+    free(path);
+    /* A payload whose collect shape is not the run's. */
+    qpo_err err = {0};
+    assert_int_equal(tfx_run(&f, qpo_trainer_job_generate,
+                             "{\"run_id\": 1, \"loop\": 1, \"batches\": 3, \"batch_size\": 5}", 0,
+                             NULL, &err),
+                     QPO_JOB_FATAL);
+    tfx_teardown(&f);
+}
+
+int main(void) {
+    pg = qpo_pgtest_start();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_then_generate),
+        cmocka_unit_test(test_determinism_and_resume),
+        cmocka_unit_test(test_merge_filter_dedup_and_loop2),
+        cmocka_unit_test(test_errors_name_the_fix),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    qpo_pgtest_stop(pg);
+    return rc;
+}
