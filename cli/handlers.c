@@ -8,6 +8,9 @@ void qpo_runtime_register_builtin_handlers(void);
 #ifdef QPO_HAVE_REWARD
 void qpo_reward_register_handlers(void);
 #endif
+#ifdef QPO_HAVE_SCHEDULER
+void qpo_scheduler_register_handlers(void);
+#endif
 #ifdef QPO_HAVE_TRAINER
 void qpo_trainer_register_handlers(void);
 #endif
@@ -18,6 +21,9 @@ void qpo_register_all_handlers(void) {
 #endif
 #ifdef QPO_HAVE_REWARD
     qpo_reward_register_handlers();
+#endif
+#ifdef QPO_HAVE_SCHEDULER
+    qpo_scheduler_register_handlers();
 #endif
 #ifdef QPO_HAVE_TRAINER
     qpo_trainer_register_handlers();
