@@ -179,27 +179,39 @@ static void test_bad_completion_bodies(void **state) {
     expect_completion_error("{\"choices\":[{\"text\":\"x\",\"logprobs\":null}]}",
                             QPO_LLM_ERR_NO_LOGPROBS);
     expect_completion_error("{\"choices\":[{\"text\":\"x\"}]}", QPO_LLM_ERR_NO_LOGPROBS);
-    expect_completion_error("{\"choices\":[{\"logprobs\":{\"tokens\":[\"a\"]}}]}",
-                            QPO_LLM_ERR_NO_LOGPROBS);
-    expect_completion_error("{\"choices\":[{\"logprobs\":{\"tokens\":\"a\",\"token_logprobs\":"
-                            "[-1],\"text_offset\":[0]}}]}",
+    /* qpo sim-llm's malformed variants: wrong types are shape errors (retried). */
+    expect_completion_error(
+        "{\"choices\":[{\"index\":0,\"text\":42,\"finish_reason\":\"length\"}]}",
+        QPO_LLM_ERR_SHAPE);
+    expect_completion_error("{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"tokens\":[\"x\"],"
+                            "\"token_logprobs\":[\"-1.0\"],\"text_offset\":\"0\"}}]}",
                             QPO_LLM_ERR_SHAPE);
-    expect_completion_error("{\"choices\":[{\"logprobs\":{\"tokens\":[\"a\",\"b\"],"
+    expect_completion_error("{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"tokens\":[\"a\"]}}]}",
+                            QPO_LLM_ERR_NO_LOGPROBS);
+    expect_completion_error(
+        "{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"tokens\":\"a\",\"token_logprobs\":"
+        "[-1],\"text_offset\":[0]}}]}",
+        QPO_LLM_ERR_SHAPE);
+    expect_completion_error("{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"tokens\":[\"a\",\"b\"],"
                             "\"token_logprobs\":[-1],\"text_offset\":[0,1]}}]}",
                             QPO_LLM_ERR_SHAPE);
-    expect_completion_error("{\"choices\":[{\"logprobs\":{\"tokens\":[\"Tweet\",\" x\"],"
-                            "\"token_logprobs\":[null,\"-1\"],\"text_offset\":[0,22]}}]}",
-                            QPO_LLM_ERR_SHAPE);
-    expect_completion_error("{\"choices\":[{\"logprobs\":{\"tokens\":[\"Tweet\",\" x\"],"
-                            "\"token_logprobs\":[null,-1],\"text_offset\":[0,22.5]}}]}",
-                            QPO_LLM_ERR_SHAPE);
-    expect_completion_error("{\"choices\":[{\"logprobs\":{\"tokens\":[\"Tweet\",\" x\"],"
-                            "\"token_logprobs\":[null,-1],\"text_offset\":[0,-4]}}]}",
-                            QPO_LLM_ERR_SHAPE);
+    expect_completion_error(
+        "{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"tokens\":[\"Tweet\",\" x\"],"
+        "\"token_logprobs\":[null,\"-1\"],\"text_offset\":[0,22]}}]}",
+        QPO_LLM_ERR_SHAPE);
+    expect_completion_error(
+        "{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"tokens\":[\"Tweet\",\" x\"],"
+        "\"token_logprobs\":[null,-1],\"text_offset\":[0,22.5]}}]}",
+        QPO_LLM_ERR_SHAPE);
+    expect_completion_error(
+        "{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"tokens\":[\"Tweet\",\" x\"],"
+        "\"token_logprobs\":[null,-1],\"text_offset\":[0,-4]}}]}",
+        QPO_LLM_ERR_SHAPE);
     /* A null logprob inside the continuation (not the first token) cannot be scored. */
-    expect_completion_error("{\"choices\":[{\"logprobs\":{\"tokens\":[\"Tweet\",\" Sad\"],"
-                            "\"token_logprobs\":[null,null],\"text_offset\":[0,22]}}]}",
-                            QPO_LLM_ERR_NO_LOGPROBS);
+    expect_completion_error(
+        "{\"choices\":[{\"text\":\"x\",\"logprobs\":{\"tokens\":[\"Tweet\",\" Sad\"],"
+        "\"token_logprobs\":[null,null],\"text_offset\":[0,22]}}]}",
+        QPO_LLM_ERR_NO_LOGPROBS);
 }
 
 static void test_chat_fixtures(void **state) {

@@ -210,7 +210,11 @@ qpo_llm_status qpo_llm_parse_completion(const char *body, size_t len, const char
         const json_t *tokens = json_object_get(lp, "tokens");
         const json_t *lps = json_object_get(lp, "token_logprobs");
         const json_t *offs = json_object_get(lp, "text_offset");
-        if (!lp || json_is_null(lp))
+        /* A body whose text is not even a string is broken, not a server without logprobs:
+         * the first is worth a retry, the second is not. */
+        if (!json_is_string(json_object_get(c0, "text")))
+            s = fail(p, QPO_LLM_ERR_SHAPE, "choices[0].text is missing or not a string");
+        else if (!lp || json_is_null(lp))
             s = fail(p, QPO_LLM_ERR_NO_LOGPROBS, "choices[0].logprobs is missing or null");
         else if (!json_is_object(lp))
             s = fail(p, QPO_LLM_ERR_SHAPE, "choices[0].logprobs is not an object");
