@@ -26,6 +26,13 @@ int qpo_records_from_text(const qpo_tokenizer *tok, int vocab, const qpo_text_re
                           size_t n, double min_raw, double max_raw, qpo_records *out, char *errbuf,
                           size_t errlen);
 
+/* Prompts for n query texts (generate.h's rules; query i draws from seeds[i]): prompts[i]
+ * is a malloc'd, NUL-terminated string without the final eos. */
+struct qpo_gen_opts;
+int qpo_generate_prompts(qpo_policy *p, const qpo_tokenizer *tok, const struct qpo_gen_opts *o,
+                         int n, const char *const *queries, const uint64_t *seeds, char **prompts,
+                         char *errbuf, size_t errlen);
+
 /* Loads a batch file in the layout `pgdt_torch.py ref` writes (batch.safetensors). */
 int qpo_batch_file_load(const char *path, qpo_records *out, char *errbuf, size_t errlen);
 /* A view of B records starting at first. */

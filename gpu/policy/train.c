@@ -194,3 +194,19 @@ int qpo_trainer_epoch(qpo_trainer *tr, qpo_loss *out, char *errbuf, size_t errle
     *out = (qpo_loss){(float)(s[0] / n), (float)(s[1] / n), (float)(s[2] / n)};
     return 0;
 }
+
+int qpo_trainer_run(qpo_trainer *tr, int total_epochs, const char *ckpt_path, qpo_epoch_cb cb,
+                    void *ud, char *errbuf, size_t errlen) {
+    while (tr->epoch < total_epochs) {
+        qpo_loss mean;
+        if (qpo_trainer_epoch(tr, &mean, errbuf, errlen))
+            return -1;
+        if (ckpt_path && qpo_trainer_save(tr, ckpt_path, errbuf, errlen))
+            return -1;
+        if (cb && cb(ud, tr->epoch, &mean, qpo_trainer_lr(tr))) {
+            snprintf(errbuf, errlen, "stopped by the caller after epoch %d", tr->epoch);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -49,6 +49,15 @@ int qpo_trainer_step(qpo_trainer *tr, qpo_loss *out, char *errbuf, size_t errlen
 /* Steps to the end of the current epoch; out gets the mean loss over its steps. */
 int qpo_trainer_epoch(qpo_trainer *tr, qpo_loss *out, char *errbuf, size_t errlen);
 
+/* Called after each epoch (after its checkpoint is written); non-zero stops training. */
+typedef int (*qpo_epoch_cb)(void *ud, int epoch, const qpo_loss *mean, float lr);
+
+/* Trains until total_epochs epochs are done, writing a checkpoint (policy + state) to
+ * ckpt_path after every epoch. A resumed trainer (qpo_trainer_load_state) continues where its
+ * checkpoint left off, so a killed job restarts from its last epoch bit for bit. */
+int qpo_trainer_run(qpo_trainer *tr, int total_epochs, const char *ckpt_path, qpo_epoch_cb cb,
+                    void *ud, char *errbuf, size_t errlen);
+
 int64_t qpo_trainer_global_step(const qpo_trainer *tr);
 int qpo_trainer_epochs_done(const qpo_trainer *tr);
 float qpo_trainer_lr(const qpo_trainer *tr);

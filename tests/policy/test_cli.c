@@ -26,8 +26,8 @@ static int qpo(const char *args, const char *in_text, char **out) {
     FILE *f = fopen(inp, "w");
     fputs(in_text ? in_text : "", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "'%s' %s < '%s' > '%s' 2> '%s/stderr'", qpo_test_binary(), args,
-             inp, outp, dir);
+    snprintf(cmd, sizeof cmd, "'%s' %s < '%s' > '%s' 2> '%s/stderr'", qpo_test_binary(), args, inp,
+             outp, dir);
     int st = system(cmd);
     f = fopen(outp, "r");
     static char buf[1 << 16];
@@ -103,9 +103,8 @@ static void test_usage_errors(void **state) {
     assert_int_equal(qpo("policy", NULL, NULL), 2);
     assert_int_equal(qpo("policy frobnicate", NULL, NULL), 2);
     assert_int_equal(qpo("policy init --config huge --out /tmp/x", NULL, NULL), 2);
-    assert_int_equal(qpo("policy loss --weights /nonexistent --batch /nonexistent --json", NULL,
-                         NULL),
-                     2);
+    assert_int_equal(
+        qpo("policy loss --weights /nonexistent --batch /nonexistent --json", NULL, NULL), 2);
     snprintf(args, sizeof args, "policy loss --weights '%s' --batch '%s' --json", w, w);
     assert_int_equal(qpo(args, NULL, NULL), 2); /* weights are not a batch */
     snprintf(args, sizeof args, "policy loss --weights '%s' --batch '%s' --steps -1 --json", w, w);

@@ -121,54 +121,32 @@ static void lines_free(lines *l) {
     free(l->v);
 }
 
-static int print_prompts(const qpo_tokenizer *tok, const int32_t *ids, const int *len, int n,
-                         int eos, qpo_err *err) {
-    for (int i = 0; i < n; i++) {
-        int k = len[i];
-        if (k > 0 && ids[i * QPO_PGDT_PLEN + k - 1] == eos)
-            k--;
-        char msg[256];
-        size_t outlen;
-        char *text =
-            qpo_tokenizer_decode(tok, ids + i * QPO_PGDT_PLEN, k, &outlen, msg, sizeof msg);
-        if (!text)
-            return qpo_err_set(err, QPO_EXIT_RUNTIME, "decoding prompt %d: %s", i, msg);
-        for (size_t j = 0; j < outlen; j++)
-            if (text[j] == '\n' || text[j] == '\r')
-                text[j] = ' ';
-        fwrite(text, 1, outlen, stdout);
-        fputc('\n', stdout);
-        free(text);
-    }
-    return 0;
-}
-
 static int generate(qpo_policy *p, const qpo_tokenizer *tok, const sample_args *a, const lines *q,
                     qpo_err *err) {
-    int n = (int)q->n, rc = -1;
-    size_t cells = (size_t)(n ? n : 1) * QPO_PGDT_QLEN;
-    int32_t *qi = malloc(cells * 4), *qm = malloc(cells * 4), *out = malloc(cells * 4);
-    int *len = malloc(sizeof(int) * (n ? n : 1));
+    int n = (int)q->n;
+    char **prompts = calloc(n ? n : 1, sizeof(char *));
     uint64_t *seeds = malloc(sizeof(uint64_t) * (n ? n : 1));
     char msg[1024];
-    if (!qi || !qm || !out || !len || !seeds) {
+    int rc = -1;
+    if (!prompts || !seeds) {
         qpo_err_set(err, QPO_EXIT_RUNTIME, "out of memory for %d queries", n);
-        goto done;
+    } else {
+        for (int i = 0; i < n; i++)
+            seeds[i] = qpo_hash2((uint64_t)a->seed, (uint64_t)i);
+        rc = qpo_generate_prompts(p, tok, &a->g, n, (const char *const *)q->v, seeds, prompts, msg,
+                                  sizeof msg);
+        if (rc)
+            qpo_err_set(err, QPO_EXIT_RUNTIME, "%s", msg);
     }
-    for (int i = 0; i < n; i++) {
-        seeds[i] = qpo_hash2((uint64_t)a->seed, (uint64_t)i);
-        if (qpo_encode_query(tok, q->v[i], qi + i * QPO_PGDT_QLEN, qm + i * QPO_PGDT_QLEN)) {
-            qpo_err_set(err, QPO_EXIT_RUNTIME, "out of memory tokenizing query %d", i + 1);
-            goto done;
-        }
+    for (int i = 0; i < n && prompts; i++) {
+        for (char *c = prompts[i]; !rc && c && *c; c++)
+            if (*c == '\n' || *c == '\r')
+                *c = ' ';
+        if (!rc)
+            printf("%s\n", prompts[i]);
+        free(prompts[i]);
     }
-    if (qpo_generate(p, &a->g, n, qi, qm, seeds, out, len, msg, sizeof msg)) {
-        qpo_err_set(err, QPO_EXIT_RUNTIME, "%s", msg);
-        goto done;
-    }
-    rc = print_prompts(tok, out, len, n, qpo_policy_config_of(p)->vocab - 1, err);
-done:
-    free(qi), free(qm), free(out), free(len), free(seeds);
+    free(prompts), free(seeds);
     return rc;
 }
 
