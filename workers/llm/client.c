@@ -226,6 +226,11 @@ static CURL *take_easy(qpo_llm_client *c) {
 }
 
 static void give_easy(qpo_llm_client *c, CURL *e) {
+    /* A pooled handle must not point into a request that is about to be freed. */
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
     if (c->npool < (size_t)c->t.max_inflight)
         c->pool[c->npool++] = e;
     else
