@@ -92,7 +92,8 @@ static void heartbeat(worker *w) {
     } else {
         for (size_t i = 0; i < w->nheld; i++)
             if (!held[i] && !atomic_exchange(&w->held[i]->stop, true))
-                qpo_info("worker %s: job %lld attempt %d was cancelled or its lease lost",
+                qpo_info("worker %s: job %lld attempt %d no longer holds its lease (cancelled, "
+                         "reaped or just completed)",
                          w->o.name, (long long)refs[i].id, refs[i].attempt);
     }
     free(refs);
