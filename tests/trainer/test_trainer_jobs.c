@@ -36,7 +36,8 @@ static void run_ok(tfx *f, tfx_job_fn fn, const char *kind, int loop, json_t **r
 
 static char *checkpoint_sha(tfx *f, int loop) {
     char sql[160];
-    snprintf(sql, sizeof sql, "SELECT sha256 FROM qpo.checkpoints WHERE run_id = %lld AND loop = %d",
+    snprintf(sql, sizeof sql,
+             "SELECT sha256 FROM qpo.checkpoints WHERE run_id = %lld AND loop = %d",
              (long long)f->run_id, loop);
     return db_str(f->conn, sql);
 }
@@ -67,8 +68,8 @@ static void test_train_then_generate(void **state) {
     char *path = db_str(f.conn, "SELECT path FROM qpo.checkpoints WHERE loop = 1");
     char *sha = checkpoint_sha(&f, 1);
     char want_prefix[PATH_MAX];
-    snprintf(want_prefix, sizeof want_prefix, "%s/run-%lld/loop-1/policy.safetensors",
-             f.ckpt_root, (long long)f.run_id);
+    snprintf(want_prefix, sizeof want_prefix, "%s/run-%lld/loop-1/policy.safetensors", f.ckpt_root,
+             (long long)f.run_id);
     assert_string_equal(path, want_prefix);
     char got[65];
     int64_t bytes;
@@ -123,11 +124,9 @@ static void test_determinism_and_resume(void **state) {
     tfx_payload(&b, "train", 1, payload, sizeof payload);
     qpo_err err = {0};
     json_t *res = NULL;
-    assert_int_equal(tfx_run(&b, qpo_trainer_job_train, payload, 1, NULL, &err),
-                     QPO_JOB_CANCELLED);
+    assert_int_equal(tfx_run(&b, qpo_trainer_job_train, payload, 1, NULL, &err), QPO_JOB_CANCELLED);
     assert_int_equal(db_ll(b.conn, "SELECT count(*) FROM qpo.checkpoints"), 0);
-    assert_int_equal(tfx_run(&b, qpo_trainer_job_train, payload, 1, NULL, &err),
-                     QPO_JOB_CANCELLED);
+    assert_int_equal(tfx_run(&b, qpo_trainer_job_train, payload, 1, NULL, &err), QPO_JOB_CANCELLED);
     assert_int_equal(tfx_run(&b, qpo_trainer_job_train, payload, 0, &res, &err), QPO_JOB_OK);
     assert_int_equal(json_integer_value(json_object_get(res, "resumed_from_epoch")), 2);
     json_decref(res);
@@ -169,14 +168,14 @@ static void test_merge_filter_dedup_and_loop2(void **state) {
     assert_int_equal(db_ll(&*f.conn, "SELECT min(raw_reward) FROM qpo.d0_records"), 2);
     db_ok(f.conn, "INSERT INTO qpo.run_records (run_id, loop, item_id, query, prompt, "
                   "raw_reward) VALUES (1, 1, 99, 'q earlier', 'p earlier', 9)");
-    insert_reward(&f, 1, 1, "q below", "p", 1.5);            /* under the minimum */
-    insert_reward(&f, 1, 2, "q equal", "p", 2.0);            /* not above it */
-    insert_reward(&f, 1, 3, "q good", "p good", 7.0);        /* kept */
-    insert_reward(&f, 1, 5, "q twice", "p twice", 8.0);      /* kept: lowest item id */
+    insert_reward(&f, 1, 1, "q below", "p", 1.5);       /* under the minimum */
+    insert_reward(&f, 1, 2, "q equal", "p", 2.0);       /* not above it */
+    insert_reward(&f, 1, 3, "q good", "p good", 7.0);   /* kept */
+    insert_reward(&f, 1, 5, "q twice", "p twice", 8.0); /* kept: lowest item id */
     insert_reward(&f, 1, 4, "q twice", "p twice", 8.0);
     insert_reward(&f, 1, 6, "so happy about day 0", "Classify the tweet.", 9.0); /* in D_0 */
-    insert_reward(&f, 1, 7, "q earlier", "p earlier", 9.0);  /* in D already */
-    insert_reward(&f, 2, 8, "q other loop", "p", 9.0);       /* not this loop */
+    insert_reward(&f, 1, 7, "q earlier", "p earlier", 9.0);                      /* in D already */
+    insert_reward(&f, 2, 8, "q other loop", "p", 9.0);                           /* not this loop */
     json_t *res = NULL;
     run_ok(&f, qpo_trainer_job_merge, "merge", 1, &res);
     assert_int_equal(json_integer_value(json_object_get(res, "rewards")), 7);

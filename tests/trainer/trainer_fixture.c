@@ -43,8 +43,8 @@ long long db_ll(PGconn *conn, const char *sql) {
     return n;
 }
 
-static const char *const words[] = {"happy", "angry", "sad", "hopeful", "tired", "great",
-                                    "awful", "calm",  "bright", "grim"};
+static const char *const words[] = {"happy", "angry", "sad",  "hopeful", "tired",
+                                    "great", "awful", "calm", "bright",  "grim"};
 
 /* Items 0..29 collect, 100..111 test; queries read like short tweets. */
 static void insert_items(PGconn *conn) {
@@ -63,8 +63,7 @@ static void insert_items(PGconn *conn) {
 
 static const char *const prompts[] = {"Classify the tweet.<|endoftext|>",
                                       "What emotion is this?<|endoftext|>",
-                                      "Label the feeling.<|endoftext|>",
-                                      "<|endoftext|>",
+                                      "Label the feeling.<|endoftext|>", "<|endoftext|>",
                                       "Read the tweet and name its emotion.<|endoftext|>"};
 
 static void insert_d0(PGconn *conn, int queries) {
@@ -83,8 +82,8 @@ static void insert_d0(PGconn *conn, int queries) {
 }
 
 void tfx_setup(tfx *f, const char *conninfo, const tfx_opts *opts) {
-    tfx_opts o = {.seed = 0, .epochs_first = 3, .d0_queries = 12, .tokenizer = "bytes",
-                  .with_d0 = 1};
+    tfx_opts o = {
+        .seed = 0, .epochs_first = 3, .d0_queries = 12, .tokenizer = "bytes", .with_d0 = 1};
     if (opts) {
         o.seed = opts->seed;
         o.epochs_first = opts->epochs_first ? opts->epochs_first : 3;

@@ -10,11 +10,11 @@
 #include "trainer_jobs.h"
 
 typedef struct tfx_opts {
-    int seed;             /* the run's seed */
-    int epochs_first;     /* default 3 */
-    int d0_queries;       /* default 12 (x 5 prompts each) */
+    int seed;              /* the run's seed */
+    int epochs_first;      /* default 3 */
+    int d0_queries;        /* default 12 (x 5 prompts each) */
     const char *tokenizer; /* default "bytes" */
-    int with_d0;          /* default 1 */
+    int with_d0;           /* default 1 */
 } tfx_opts;
 
 typedef struct tfx {

@@ -1,0 +1,141 @@
+/* A `qpo worker --class gpu` process SIGKILLed in the middle of a train job: the retry (a
+ * second worker, once the lease expired) resumes from the last complete epoch and ends on
+ * exactly the bytes of a run that was never interrupted. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pgtest.h"
+#include "trainer_fixture.h"
+
+#define EPOCHS 8
+
+static qpo_pgtest *pg;
+
+static pid_t worker_start(const tfx *f, const char *name) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("QPO_CHECKPOINT_DIR", f->ckpt_root, 1);
+        execl(qpo_test_binary(), qpo_test_binary(), "worker", "--class", "gpu", "--kinds", "train",
+              "--name", name, "--lease", "1", "--poll", "0.2", "--backoff-ms", "10,10", "--db",
+              f->conninfo, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(*n ? *n : 1);
+    assert_int_equal(fread(buf, 1, *n, f), *n);
+    fclose(f);
+    return buf;
+}
+
+static void test_sigkill_mid_training_resumes_bitwise(void **state) {
+    (void)state;
+    tfx_opts opts = {.epochs_first = EPOCHS, .d0_queries = 40, .with_d0 = 1};
+
+    /* The calm run: one uninterrupted attempt in this process. */
+    tfx calm;
+    tfx_setup(&calm, qpo_pgtest_new_db(pg), &opts);
+    char payload[256];
+    tfx_payload(&calm, "train", 1, payload, sizeof payload);
+    qpo_err err = {0};
+    assert_int_equal(tfx_run(&calm, qpo_trainer_job_train, payload, 0, NULL, &err), QPO_JOB_OK);
+    char *calm_path = db_str(calm.conn, "SELECT path FROM qpo.checkpoints WHERE loop = 1");
+
+    tfx f;
+    tfx_setup(&f, qpo_pgtest_new_db(pg), &opts);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO qpo.jobs (kind, payload, run_id, max_attempts) VALUES ('train', '%s', "
+             "%lld, 3)",
+             payload, (long long)f.run_id);
+    db_ok(f.conn, sql);
+    char epoch2[PATH_MAX], final[PATH_MAX];
+    snprintf(epoch2, sizeof epoch2, "%s/run-%lld/loop-1/epoch-000002", f.ckpt_root,
+             (long long)f.run_id);
+    snprintf(final, sizeof final, "%s/run-%lld/loop-1/policy.safetensors", f.ckpt_root,
+             (long long)f.run_id);
+
+    pid_t w1 = worker_start(&f, "gpu-killed");
+    /* Kill once epoch 2 is on disk: the worker is then inside epoch 3. */
+    for (int i = 0; i < 60000 && !exists(epoch2); i++)
+        usleep(2000);
+    assert_true(exists(epoch2));
+    assert_int_equal(kill(w1, SIGKILL), 0);
+    assert_int_equal(wait_exit(w1), 128 + SIGKILL);
+    assert_false(exists(final));
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints"), 0);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state = 'running'"), 1);
+
+    /* The second worker reaps the expired lease and runs attempt 2. */
+    pid_t w2 = worker_start(&f, "gpu-retry");
+    for (int i = 0; i < 1200 && db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state IN "
+                                              "('succeeded', 'dead')") == 0;
+         i++)
+        usleep(100000);
+    assert_int_equal(kill(w2, SIGTERM), 0);
+    assert_int_equal(wait_exit(w2), 0);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state = 'succeeded' "
+                                   "AND attempt = 2"),
+                     1);
+    long long resumed = db_ll(f.conn, "SELECT (result->>'resumed_from_epoch')::int FROM qpo.jobs");
+    assert_true(resumed >= 2 && resumed < EPOCHS);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints WHERE job_id = 1 AND "
+                                   "(training->>'resumed_from_epoch')::int >= 2"),
+                     1);
+
+    size_t na, nb;
+    unsigned char *a = slurp(calm_path, &na), *b = slurp(final, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    char *sa = db_str(calm.conn, "SELECT sha256 || final_loss FROM qpo.checkpoints");
+    char *sb = db_str(f.conn, "SELECT sha256 || final_loss FROM qpo.checkpoints");
+    assert_string_equal(sa, sb);
+    free(a), free(b), free(sa), free(sb), free(calm_path);
+    tfx_teardown(&calm);
+    tfx_teardown(&f);
+}
+
+int main(void) {
+    pg = qpo_pgtest_start();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigkill_mid_training_resumes_bitwise),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    qpo_pgtest_stop(pg);
+    return rc;
+}
