@@ -97,9 +97,10 @@ typedef struct qpo_backend {
     /* Sum of squares of x, reduced in fixed-size chunks in a fixed order. */
     double (*sumsq)(const float *x, size_t n);
     void (*scale)(float *x, size_t n, float s);
-    /* torch.optim.AdamW, step t >= 1 (bias corrections from t). */
-    void (*adamw_update)(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                         float beta1, float beta2, float eps, float wd, int t);
+    /* torch.optim.AdamW, step t >= 1 (bias corrections from t), on gradients g * gscale (the
+     * clipping coefficient, fused here to save a pass over the gradients). */
+    void (*adamw_update)(float *p, const float *g, float *m, float *v, size_t n, float gscale,
+                         float lr, float beta1, float beta2, float eps, float wd, int t);
 } qpo_backend;
 
 const qpo_backend *qpo_backend_cpu(void);

@@ -5,11 +5,14 @@
 #include "model_internal.h"
 #include "train.h"
 
-float qpo_policy_clip_grads(qpo_policy *p, float max_norm) {
+float qpo_policy_clip_coef(qpo_policy *p, float max_norm) {
     double norm = sqrt(p->be->sumsq(p->grads, p->nparams));
     float coef = (float)(max_norm / (norm + 1e-6));
-    if (coef > 1.0f)
-        coef = 1.0f;
+    return coef > 1.0f ? 1.0f : coef;
+}
+
+float qpo_policy_clip_grads(qpo_policy *p, float max_norm) {
+    float coef = qpo_policy_clip_coef(p, max_norm);
     p->be->scale(p->grads, p->nparams, coef);
-    return (float)norm;
+    return coef;
 }

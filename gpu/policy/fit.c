@@ -19,8 +19,9 @@ int qpo_policy_fit_batch(qpo_policy *p, const qpo_batch *b, int steps, float lr,
         rc = qpo_policy_forward(p, b, &so, &l, errbuf, errlen);
     for (int s = 1; !rc && s <= steps; s++) {
         qpo_policy_backward(p);
-        qpo_policy_clip_grads(p, clip);
-        be->adamw_update(p->params, p->grads, m, v, p->nparams, lr, 0.9f, 0.999f, 1e-8f, wd, s);
+        float coef = qpo_policy_clip_coef(p, clip);
+        be->adamw_update(p->params, p->grads, m, v, p->nparams, coef, lr, 0.9f, 0.999f, 1e-8f, wd,
+                         s);
         rc = qpo_policy_forward(p, b, &so, &losses[s - 1], errbuf, errlen);
     }
     be->free(m);

@@ -142,9 +142,9 @@ static void host_batch_free(host_batch *hb) {
 
 static void optimizer_update(qpo_trainer *tr) {
     qpo_policy *p = tr->p;
-    qpo_policy_clip_grads(p, tr->o.clip);
+    float coef = qpo_policy_clip_coef(p, tr->o.clip);
     tr->step++;
-    p->be->adamw_update(p->params, p->grads, tr->m, tr->v, p->nparams, qpo_trainer_lr(tr),
+    p->be->adamw_update(p->params, p->grads, tr->m, tr->v, p->nparams, coef, qpo_trainer_lr(tr),
                         tr->o.beta1, tr->o.beta2, tr->o.eps, tr->o.weight_decay, (int)tr->step);
 }
 

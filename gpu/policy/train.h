@@ -68,7 +68,10 @@ int qpo_trainer_save(qpo_trainer *tr, const char *path, char *errbuf, size_t err
  * state carries their checksum); data and options must match those it was saved with. */
 int qpo_trainer_load_state(qpo_trainer *tr, const char *path, char *errbuf, size_t errlen);
 
-/* Gradient-norm clipping as torch.nn.utils.clip_grad_norm_; returns the norm before. */
+/* Gradient-norm clipping as torch.nn.utils.clip_grad_norm_: the coefficient
+ * min(1, max_norm / (norm + 1e-6)); _coef only computes it (the optimizer applies it), _grads
+ * also scales the gradients. */
+float qpo_policy_clip_coef(qpo_policy *p, float max_norm);
 float qpo_policy_clip_grads(qpo_policy *p, float max_norm);
 
 /* steps AdamW steps on one fixed batch, dropout off (betas 0.9/0.999, eps 1e-8, lambda 0.1),

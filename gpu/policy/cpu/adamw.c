@@ -27,8 +27,8 @@ double qpo_cpu_sumsq(const float *x, size_t n) {
     return total;
 }
 
-void qpo_cpu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                          float beta1, float beta2, float eps, float wd, int t) {
+void qpo_cpu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float gscale,
+                          float lr, float beta1, float beta2, float eps, float wd, int t) {
     float bc1 = 1.0f - powf(beta1, (float)t);
     double bc2 = 1.0 - pow(beta2, t);
     float step_size = lr / bc1;
@@ -36,9 +36,10 @@ void qpo_cpu_adamw_update(float *p, const float *g, float *m, float *v, size_t n
     float decay = 1.0f - lr * wd;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
         p[i] *= decay;
-        m[i] = m[i] * beta1 + g[i] * (1.0f - beta1);
-        v[i] = v[i] * beta2 + g[i] * g[i] * (1.0f - beta2);
+        m[i] = m[i] * beta1 + gi * (1.0f - beta1);
+        v[i] = v[i] * beta2 + gi * gi * (1.0f - beta2);
         float denom = sqrtf(v[i]) / bc2_sqrt + eps;
         p[i] -= step_size * (m[i] / denom);
     }

@@ -60,7 +60,7 @@ void qpo_cpu_crossentropy_fused(float *logits, float *losses, const int32_t *tar
                                 float dscale);
 double qpo_cpu_sumsq(const float *x, size_t n);
 void qpo_cpu_scale(float *x, size_t n, float s);
-void qpo_cpu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                          float beta1, float beta2, float eps, float wd, int t);
+void qpo_cpu_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float gscale,
+                          float lr, float beta1, float beta2, float eps, float wd, int t);
 
 #endif
