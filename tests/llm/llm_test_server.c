@@ -3,12 +3,16 @@
 #include "llm_test_server.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +42,7 @@ struct ts_server {
     held *held[TS_HELD_MAX];
     int nheld, max_waiting, requests;
     char *last_auth, *last_body;
+    SSL_CTX *tls; /* NULL: plain HTTP */
 };
 
 double ts_synth_logprob(int i) {
@@ -258,13 +263,55 @@ static void *run(void *arg) {
     return NULL;
 }
 
+/* A throwaway self-signed P-256 certificate for 127.0.0.1; the client runs with insecure_tls. */
+static SSL_CTX *tls_ctx_new(void) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *crt = X509_new();
+    X509_set_version(crt, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(crt), 1);
+    X509_gmtime_adj(X509_getm_notBefore(crt), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(crt), 86400);
+    X509_set_pubkey(crt, key);
+    X509_NAME *name = X509_get_subject_name(crt);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
+                               0);
+    X509_set_issuer_name(crt, name);
+    if (!ctx || !key || !X509_sign(crt, key, EVP_sha256()) || !SSL_CTX_use_certificate(ctx, crt) ||
+        !SSL_CTX_use_PrivateKey(ctx, key)) {
+        fprintf(stderr, "test server: cannot make a TLS certificate\n");
+        abort();
+    }
+    X509_free(crt);
+    EVP_PKEY_free(key);
+    return ctx;
+}
+
+static struct bufferevent *tls_bev(struct event_base *base, void *arg) {
+    ts_server *s = arg;
+    return bufferevent_openssl_socket_new(base, -1, SSL_new(s->tls), BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+ts_server *ts_start_tls(void) {
+    return ts_start_opts(true);
+}
+
 ts_server *ts_start(void) {
+    return ts_start_opts(false);
+}
+
+ts_server *ts_start_opts(bool tls) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, (void (*)(void))evthread_use_pthreads);
     ts_server *s = calloc(1, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
     s->base = event_base_new();
     s->http = evhttp_new(s->base);
+    if (tls) {
+        s->tls = tls_ctx_new();
+        evhttp_set_bevcb(s->http, tls_bev, s);
+    }
     evhttp_set_gencb(s->http, on_request, s);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
@@ -276,7 +323,7 @@ ts_server *ts_start(void) {
     ev_socklen_t len = sizeof ss;
     getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &len);
     s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+    snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%d", tls ? "https" : "http", s->port);
     s->stop_ev = event_new(s->base, -1, 0, on_stop, s);
     s->dflt.kind = TS_SYNTH;
     pthread_create(&s->thread, NULL, run, s);
@@ -289,6 +336,7 @@ void ts_stop(ts_server *s) {
     event_free(s->stop_ev);
     evhttp_free(s->http);
     event_base_free(s->base);
+    SSL_CTX_free(s->tls);
     pthread_mutex_destroy(&s->mu);
     free(s->last_auth);
     free(s->last_body);

@@ -28,9 +28,12 @@ typedef struct ts_action {
 typedef struct ts_server ts_server;
 
 ts_server *ts_start(void);
+/* The same over TLS (self-signed certificate, HTTP/1.1 only: no ALPN offered). */
+ts_server *ts_start_tls(void);
+ts_server *ts_start_opts(bool tls);
 void ts_stop(ts_server *s);
 int ts_port(const ts_server *s);
-/* "http://127.0.0.1:PORT" */
+/* "http://127.0.0.1:PORT" or "https://..." */
 const char *ts_url(const ts_server *s);
 
 void ts_push(ts_server *s, ts_action a);

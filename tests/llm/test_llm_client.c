@@ -129,6 +129,7 @@ static qpo_llm_target target_for(const fixture *f) {
         .retry_budget = 8,
         .backoff_base_ms = 1,
         .backoff_max_ms = 4,
+        .insecure_tls = true, /* the TLS server's certificate is self-signed */
     };
 }
 
@@ -144,6 +145,16 @@ static void open_client(fixture *f, const qpo_llm_target *t, bool with_cache) {
 static int setup(void **state) {
     fixture *f = calloc(1, sizeof *f);
     f->srv = ts_start();
+    f->base = event_base_new();
+    qpo_llm_target t = target_for(f);
+    open_client(f, &t, true);
+    *state = f;
+    return 0;
+}
+
+static int setup_tls(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    f->srv = ts_start_tls();
     f->base = event_base_new();
     qpo_llm_target t = target_for(f);
     open_client(f, &t, true);
@@ -465,6 +476,25 @@ static void test_free_cancels(void **state) {
     assert_int_equal(f->r.status[0], QPO_LLM_ERR_CANCELLED);
 }
 
+static void test_tls_roundtrip_and_verification(void **state) {
+    fixture *f = *state;
+    assert_non_null(strstr(ts_url(f->srv), "https://"));
+    outcome o = {0};
+    score_and_wait(f, &o);
+    assert_int_equal(o.status, QPO_LLM_OK);
+    assert_float_equal(o.mean_nll, 0.5, 1e-12);
+    /* With verification on, a self-signed certificate is refused before any request. */
+    qpo_llm_client_free(f->c);
+    qpo_llm_target t = target_for(f);
+    t.insecure_tls = false;
+    t.retry_budget = -1;
+    open_client(f, &t, false);
+    outcome refused = {0};
+    score_and_wait(f, &refused);
+    assert_int_equal(refused.status, QPO_LLM_ERR_CONNECT);
+    assert_int_equal(ts_requests(f->srv), 1);
+}
+
 static void test_bad_arguments(void **state) {
     fixture *f = *state;
     qpo_err err = {0};
@@ -497,6 +527,9 @@ int main(void) {
         T(test_rate_limited_client),
         T(test_free_cancels),
         T(test_bad_arguments),
+        /* Over TLS to an HTTP/1.1-only server: the client must not wait to multiplex. */
+        cmocka_unit_test_setup_teardown(test_tls_roundtrip_and_verification, setup_tls, teardown),
+        cmocka_unit_test_setup_teardown(test_hundreds_in_flight, setup_tls, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
