@@ -33,6 +33,10 @@ typedef struct qpo_backend {
      * (torch Linear). bias may be NULL. */
     void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias, int N,
                            int C, int OC, int w_in_out);
+    /* matmul_forward for decoding: few rows, each row computed exactly the same whatever the
+     * number of rows (so a query decodes to the same tokens in any batch), weights read once. */
+    void (*matmul_rows_forward)(float *out, const float *inp, const float *w, const float *bias,
+                                int N, int C, int OC, int w_in_out);
     void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout,
                             const float *inp, const float *w, int N, int C, int OC, int w_in_out);
 

@@ -40,9 +40,9 @@ static void head_logits(gen_state *g, const int32_t *rows_host) {
     int B = g->B, C = p->cfg.d;
     be->upload(a->rows, rows_host, sizeof(int32_t) * B);
     be->gather_rows(a->hp, a->lnf, a->rows, B, C);
-    be->matmul_forward(a->hm, a->hp, p->w.mlpw, p->w.mlpb, B, C, C, 0);
+    be->matmul_rows_forward(a->hm, a->hp, p->w.mlpw, p->w.mlpb, B, C, C, 0);
     be->relu_forward(a->hr, a->hm, (size_t)B * C);
-    be->matmul_forward(g->dlogits, a->hr, p->w.wte, NULL, B, C, p->cfg.vocab, 0);
+    be->matmul_rows_forward(g->dlogits, a->hr, p->w.wte, NULL, B, C, p->cfg.vocab, 0);
     be->download(g->logits, g->dlogits, sizeof(float) * B * p->cfg.vocab);
 }
 
@@ -90,16 +90,16 @@ static void decode_layer(gen_state *g, int l, const float *xin, int pos) {
     int B = g->B, C = p->cfg.d;
     size_t BC = (size_t)B * C;
     be->layernorm_forward(L->ln1, L->ln1_mean, L->ln1_rstd, xin, w->ln1w, w->ln1b, B, C);
-    be->matmul_forward(L->qkv, L->ln1, w->qkvw, w->qkvb, B, C, 3 * C, 1);
+    be->matmul_rows_forward(L->qkv, L->ln1, w->qkvw, w->qkvb, B, C, 3 * C, 1);
     be->kv_store(kcache(g, l), vcache(g, l), L->qkv, B, 1, pos, g->Tmax, C);
     be->attention_decode(L->atty, L->qkv, kcache(g, l), vcache(g, l), g->mask, B, pos + 1, g->Tmax,
                          C, p->cfg.n_head);
-    be->matmul_forward(a->scratch, L->atty, w->projw, w->projb, B, C, C, 1);
+    be->matmul_rows_forward(a->scratch, L->atty, w->projw, w->projb, B, C, C, 1);
     be->residual_forward(L->res2, xin, a->scratch, BC);
     be->layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res2, w->ln2w, w->ln2b, B, C);
-    be->matmul_forward(L->fch, L->ln2, w->fcw, w->fcb, B, C, 4 * C, 1);
+    be->matmul_rows_forward(L->fch, L->ln2, w->fcw, w->fcb, B, C, 4 * C, 1);
     be->gelu_forward(L->fchg, L->fch, BC * 4);
-    be->matmul_forward(a->scratch, L->fchg, w->fcprojw, w->fcprojb, B, 4 * C, C, 1);
+    be->matmul_rows_forward(a->scratch, L->fchg, w->fcprojw, w->fcprojb, B, 4 * C, C, 1);
     be->residual_forward(L->res3, L->res2, a->scratch, BC);
 }
 

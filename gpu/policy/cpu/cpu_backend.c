@@ -25,6 +25,7 @@ static const qpo_backend cpu_backend = {
     .download = cpu_copy,
     .zero = cpu_zero,
     .matmul_forward = qpo_cpu_matmul_forward,
+    .matmul_rows_forward = qpo_cpu_matmul_rows_forward,
     .matmul_backward = qpo_cpu_matmul_backward,
     .layernorm_forward = qpo_cpu_layernorm_forward,
     .layernorm_backward = qpo_cpu_layernorm_backward,

@@ -8,6 +8,17 @@
 #include "../backend.h"
 #include "../hash.h"
 
+/* Hot loops compiled for AVX-512, AVX2 and baseline x86-64, picked at load time. ISO C mode
+ * keeps floating-point contraction off, so every variant computes bitwise the same results. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define QPO_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef QPO_MULTIVERSION
+#define QPO_MULTIVERSION
+#endif
+
 /* Rows per chunk / columns per block in deterministic reductions. */
 #define QPO_CPU_COLBLOCK 64
 
@@ -20,6 +31,8 @@ static inline float qpo_dropout_scale(qpo_dropout d, uint64_t index) {
 void qpo_cpu_blas_init(void);
 void qpo_cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                             int C, int OC, int w_in_out);
+void qpo_cpu_matmul_rows_forward(float *out, const float *inp, const float *w, const float *bias,
+                                 int N, int C, int OC, int w_in_out);
 void qpo_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                              const float *inp, const float *w, int N, int C, int OC, int w_in_out);
 void qpo_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
