@@ -8,7 +8,9 @@
 #include <cmocka.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "pgtest.h"
 #include "qtest.h"
@@ -126,11 +128,72 @@ static void test_worker_survives_server_restart(void **state) {
     PQfinish(d.conn);
 }
 
+/* Runs `qpo ARGS --db info`; returns the exit code and the first line of stdout. */
+static int qpo_cli(const char *info, char *line, size_t n, const char *args) {
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "'%s' %s --db '%s' 2>/dev/null", qpo_test_binary(), args, info);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    line[0] = '\0';
+    if (!fgets(line, (int)n, p))
+        line[0] = '\0';
+    line[strcspn(line, "\n")] = '\0';
+    char rest[256];
+    while (fgets(rest, sizeof(rest), p))
+        ;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_jobs_cli(void **state) {
+    db d;
+    fresh(&d);
+    char out[256];
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs enqueue noop --key only-once"), 0);
+    assert_string_equal(out, "1");
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs enqueue noop --key only-once"), 0);
+    assert_string_equal(out, "1 (existing job with this key)");
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out),
+                             "jobs enqueue sleep --payload '{\"ms\": 1}' --after 1 --priority 3"),
+                     0);
+    long long child = atoll(out); /* ids are not dense: a conflicting key used one up */
+    assert_true(child > 1);
+    assert_string_equal(qt_text(d.conn,
+                                "SELECT state || ' ' || priority FROM qpo.jobs WHERE id "
+                                "= %lld",
+                                child),
+                        "blocked 3");
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs cancel 1 --reason 'no longer needed'"),
+                     0);
+    assert_string_equal(qt_text(d.conn,
+                                "SELECT state || ': ' || last_error FROM qpo.jobs WHERE "
+                                "id = %lld",
+                                child),
+                        "cancelled: parent job 1 is cancelled");
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs cancel 1"), 2);
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs retry 1"), 0);
+    assert_string_equal(qt_text(d.conn, "SELECT string_agg(state, ' ' ORDER BY id) FROM qpo.jobs"),
+                        "queued blocked");
+    char show[64], want[64];
+    snprintf(show, sizeof(show), "jobs show %lld", child);
+    snprintf(want, sizeof(want), "id                %lld", child);
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), show), 0);
+    assert_string_equal(out, want);
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs show 99"), 2);
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs list --state blocked"), 0);
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs enqueue noop --payload '[1]'"), 2);
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs enqueue noop --after x"), 2);
+    assert_int_equal(qpo_cli(d.info, out, sizeof(out), "jobs frobnicate 1"), 2);
+    assert_int_equal(qt_int(d.conn, "SELECT count(*) FROM qpo.jobs"), 2);
+    PQfinish(d.conn);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_kinds_and_retries),
         cmocka_unit_test(test_bad_usage_exits_2),
+        cmocka_unit_test(test_jobs_cli),
         cmocka_unit_test(test_cancel_running_job),
         cmocka_unit_test(test_sigterm_drains_then_releases),
         cmocka_unit_test(test_worker_survives_server_restart),
