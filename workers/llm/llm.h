@@ -69,14 +69,15 @@ typedef struct qpo_llm_target {
     int timeout_ms;         /* 120000: whole attempt, connect to last byte */
     int retry_budget;       /* 4: retries per request after the first attempt; -1: none */
     int backoff_base_ms;    /* 200: first backoff; doubles each retry, full jitter */
-    int backoff_max_ms; /* 30000: cap of one backoff (Retry-After honoured up to max(10x, 60 s)) */
-    bool no_http2;      /* false: offer HTTP/2 over TLS (h2c is never attempted) */
-    bool insecure_tls;  /* false: verify the server's certificate */
+    int backoff_max_ms;     /* 30000: cap of one backoff; Retry-After up to max(10x, 60 s) */
+    bool no_http2;          /* false: offer HTTP/2 over TLS (h2c is never attempted) */
+    bool insecure_tls;      /* false: verify the server's certificate */
 } qpo_llm_target;
 
 /* Fills *t from a qpo.targets row: name, base_url, model and its config object (keys
  * api_key_env or api_key_file, max_inflight, requests_per_s, tokens_per_min,
- * connect_timeout_ms, timeout_ms, retry_budget). The key is resolved and *key_out gets it
+ * connect_timeout_ms, timeout_ms, retry_budget; a retry_budget of 0 there means no retries,
+ * not the default). The key is resolved and *key_out gets it
  * (t->api_key points to it; free it with qpo_llm_free_secret). Strings of t point into the
  * arguments. Unknown keys or wrong types: QPO_EXIT_USAGE. */
 int qpo_llm_target_from_json(const char *name, const char *base_url, const char *model,
