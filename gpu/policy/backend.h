@@ -16,7 +16,7 @@
  * so masks are recomputed in backward instead of stored, and resume needs only the counter. */
 typedef struct qpo_dropout {
     float p;       /* 0 = off (evaluation) */
-    uint64_t seed; /* per step and per call site */
+    uint64_t seed; /* per step and per call site, already mixed: bit i = splitmix64(seed ^ i) */
 } qpo_dropout;
 
 typedef struct qpo_backend {

@@ -22,9 +22,12 @@
 /* Rows per chunk / columns per block in deterministic reductions. */
 #define QPO_CPU_COLBLOCK 64
 
-static inline float qpo_dropout_scale(qpo_dropout d, uint64_t index) {
-    /* keep with probability 1-p, scaled by 1/(1-p) so expectations match torch's Dropout */
-    return qpo_hash_unit(d.seed, index) >= d.p ? 1.0f / (1.0f - d.p) : 0.0f;
+/* Keep with probability 1-p, scaled by 1/(1-p) as torch's Dropout. d.seed is already mixed
+ * (qpo_model_dropout), so one splitmix round per element suffices. */
+static inline __attribute__((always_inline)) float qpo_dropout_scale(qpo_dropout d,
+                                                                     uint64_t index) {
+    float u = (float)(qpo_splitmix64(d.seed ^ index) >> 40) * (1.0f / 16777216.0f);
+    return u >= d.p ? 1.0f / (1.0f - d.p) : 0.0f;
 }
 
 /* Puts OpenBLAS in single-thread mode (OpenMP does the splitting). */
