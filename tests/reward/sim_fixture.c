@@ -12,10 +12,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "db.h"
+
+/* Children still running when a test fails: killed by fixture_kill_children(), since a
+ * simulator holding a connection would keep the cluster from stopping. */
+static pid_t children[64];
+static int n_children;
+
+static void track(pid_t pid) {
+    if (n_children < 64) {
+        children[n_children++] = pid;
+    }
+}
+
+static void untrack(pid_t pid) {
+    for (int i = 0; i < n_children; i++) {
+        if (children[i] == pid) {
+            children[i] = children[--n_children];
+            return;
+        }
+    }
+}
+
+void fixture_kill_children(void) {
+    while (n_children > 0) {
+        pid_t pid = children[--n_children];
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+/* In the child: die with the test program, whatever happens to it. */
+static void die_with_parent(void) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
 
 void db_exec_ok(PGconn *conn, const char *sql) {
     qpo_err err = {0};
@@ -64,6 +98,7 @@ void sim_start(sim_proc *sim, const char *conninfo, const char *flags) {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        die_with_parent();
         dup2(out[1], STDOUT_FILENO);
         close(out[0]);
         close(out[1]);
@@ -72,6 +107,7 @@ void sim_start(sim_proc *sim, const char *conninfo, const char *flags) {
     }
     close(out[1]);
     free(copy);
+    track(pid);
     FILE *f = fdopen(out[0], "r");
     char line[256] = "";
     /* The simulator prints its base address once it listens; EOF means it died. */
@@ -107,14 +143,17 @@ pid_t worker_start(const char *conninfo, const char *name, const char *flags) {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        die_with_parent();
         execv(argv[0], argv);
         _exit(127);
     }
     free(copy);
+    track(pid);
     return pid;
 }
 
 int proc_wait(pid_t pid) {
+    untrack(pid);
     int status;
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
@@ -126,6 +165,7 @@ int proc_wait(pid_t pid) {
 
 void sim_stop(sim_proc *sim) {
     if (sim->pid > 0) {
+        untrack(sim->pid);
         kill(sim->pid, SIGTERM);
         int status;
         while (waitpid(sim->pid, &status, 0) < 0 && errno == EINTR) {

@@ -21,6 +21,10 @@ typedef struct sim_proc {
 void sim_start(sim_proc *sim, const char *conninfo, const char *flags);
 void sim_stop(sim_proc *sim);
 
+/* Kills every simulator and worker this program started and has not waited for (call before
+ * stopping the cluster, so a failed test cannot hang it). */
+void fixture_kill_children(void);
+
 /* Starts `qpo worker --class cpu --kinds reward,score,d0 --db CONNINFO --name NAME FLAGS...`. */
 pid_t worker_start(const char *conninfo, const char *name, const char *flags);
 /* Waits for a process; returns its exit status (or 128 + signal). */

@@ -293,6 +293,7 @@ int main(void) {
         cmocka_unit_test(test_killed_worker_leaves_nothing_and_retry_pays_once),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    fixture_kill_children();
     qpo_pgtest_stop(pg);
     return rc;
 }

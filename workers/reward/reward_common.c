@@ -280,7 +280,7 @@ static int rows_commit(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err
     char job_id[24];
     snprintf(job_id, sizeof job_id, "%" PRId64, job ? job->id : 0);
     const char *params[2] = {rows, job && job->id > 0 ? job_id : NULL};
-    PGresult *res = qpo_db_named(conn, rc->statement, 2, params, err);
+    PGresult *res = qpo_db_named(conn, rc->statement, rc->with_job ? 2 : 1, params, err);
     free(rows);
     if (!res) {
         return -1;
@@ -300,10 +300,10 @@ static void rows_free(void *arg) {
     free(rc);
 }
 
-void qpo_rows_commit_set(qpo_job_outcome *out, const char *statement, json_t *rows,
-                         size_t expected) {
+void qpo_rows_commit_set(qpo_job_outcome *out, const char *statement, json_t *rows, size_t expected,
+                         bool with_job) {
     qpo_rows_commit *rc = malloc(sizeof *rc);
-    *rc = (qpo_rows_commit){statement, rows, expected};
+    *rc = (qpo_rows_commit){statement, rows, expected, with_job};
     out->commit = rows_commit;
     out->commit_arg = rc;
     out->free_arg = rows_free;

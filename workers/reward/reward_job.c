@@ -150,7 +150,7 @@ qpo_job_status qpo_reward_job_reward(const qpo_reward_env *env, const json_t *pa
         json_object_set_new(result, "d0_max_raw", json_real(b.range.max));
         out->result = result;
         qpo_rows_commit_set(out, "reward_insert_rewards",
-                            reward_rows(&b.s, payload, avg_acc, b.range), b.s.n_items);
+                            reward_rows(&b.s, payload, avg_acc, b.range), b.s.n_items, true);
     }
     qpo_llm_session_close(&ls);
     batch_free(&b);
