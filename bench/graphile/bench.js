@@ -50,7 +50,7 @@ async function main() {
   for (let done = 0; done < N; done += B) {
     const k = Math.min(B, N - done);
     await db.query(
-      `SELECT graphile_worker.add_jobs(array(
+      `SELECT count(*) FROM graphile_worker.add_jobs(array(
          SELECT ('noop', '{}'::json, NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec
            FROM generate_series(1, $1::int)))`,
       [k],

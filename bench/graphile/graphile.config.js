@@ -4,6 +4,7 @@ const concurrency = parseInt(process.env.GW_CONCURRENCY || "16", 10);
 module.exports = {
   worker: {
     concurrentJobs: concurrency,
+    maxPoolSize: concurrency + 2,
     localQueue: { size: concurrency + 1 },
     completeJobBatchDelay: 0,
     failJobBatchDelay: 0,

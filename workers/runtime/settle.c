@@ -83,6 +83,13 @@ static bool settle_one(worker *w, item *it) {
     qpo_err err = {0};
     qpo_lease_ref ref = {it->c.id, it->c.attempt};
     int rc = 0;
+    if (it->status == QPO_JOB_CANCELLED && !atomic_load(&it->stop)) {
+        /* Nobody asked it to stop: a handler bug, counted as a failed attempt so it cannot
+         * loop forever. */
+        it->status = QPO_JOB_RETRY;
+        qpo_err_set(&it->err, QPO_EXIT_RUNTIME,
+                    "%s handler returned CANCELLED without being asked to stop", it->c.kind);
+    }
     if (it->status == QPO_JOB_RETRY || it->status == QPO_JOB_FATAL) {
         char state[16] = "";
         qpo_backoff b = {w->o.backoff_base_ms, w->o.backoff_cap_ms};
@@ -94,9 +101,6 @@ static bool settle_one(worker *w, item *it) {
         if (rc == 0 && state[0])
             qpo_info("worker %s: job %lld (%s) attempt %d %s: %s", w->o.name, (long long)it->c.id,
                      it->c.kind, it->c.attempt, state, msg);
-    } else if (it->status == QPO_JOB_CANCELLED && !atomic_load(&it->stop)) {
-        /* Stopped for a reason of its own, not a cancellation: give it back unspent. */
-        rc = qpo_release(w->conn, w->o.name, &ref, 1, NULL, &err);
     }
     if (rc < 0) {
         if (qpo_db_conn_lost(w->conn)) {
