@@ -140,8 +140,14 @@ static void claim_more(worker *w) {
         if (!w->conn || w->draining)
             return;
         int free_slots = w->o.concurrency - (int)w->nheld;
-        if (free_slots <= 0)
+        if (free_slots <= 0) {
+            /* Full: announcements can wait for a free slot, cancellations cannot. */
+            bool cancel = false;
+            drain_notifies(w, &cancel);
+            if (cancel)
+                heartbeat(w);
             return;
+        }
         qpo_claimed *jobs = NULL;
         size_t n = 0;
         qpo_err err = {0};
