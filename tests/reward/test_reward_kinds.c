@@ -385,6 +385,118 @@ static void test_d0_job_scores_instructeval_prompts(void **state) {
     free(info);
 }
 
+/* Stops at the loop's second stop check (about 400 ms in). */
+static bool stop_soon(void *arg) {
+    int *ticks = arg;
+    return ++*ticks >= 2;
+}
+
+static void test_cancelled_job_writes_nothing_but_its_calls(void **state) {
+    (void)state;
+    const char *data = qpo_test_shared_data();
+    if (!data) {
+        skip(); /* ../shared/data absent */
+    }
+    char *info;
+    int64_t job_id;
+    PGconn *conn = reward_db_setup(pg, data, "zero_shot", 200, &info, &job_id);
+    sim_proc sim = {0};
+    sim_start(&sim, info, "--latency-ms 20");
+    reward_db_set_target(conn, sim.base_url, "{\"max_inflight\": 4}");
+    int ticks = 0;
+    qpo_reward_env env = {.conn = conn,
+                          .job_id = job_id,
+                          .job_attempt = 1,
+                          .worker = "w",
+                          .should_stop = stop_soon,
+                          .stop_arg = &ticks};
+    json_t *payload = json_pack("{s:i,s:i,s:i}", "run_id", 1, "loop", 1, "batch", 0);
+    qpo_job_outcome out = {0};
+    qpo_err err = {0};
+    assert_int_equal(qpo_reward_job_reward(&env, payload, &out, &err), QPO_JOB_CANCELLED);
+    assert_null(out.commit);
+    assert_null(out.result);
+    sim_stop(&sim);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.rewards"), 0);
+    long long ok = db_count(conn, "SELECT count(*) FROM qpo.llm_calls WHERE status = 'ok'");
+    assert_true(ok > 0 && ok < 800);
+    /* The requests on the wire when it stopped are recorded as cancelled attempts. */
+    assert_true(db_count(conn, "SELECT count(*) FROM qpo.llm_calls WHERE status = 'cancelled'") >
+                0);
+    json_decref(payload);
+    PQfinish(conn);
+    free(info);
+}
+
+typedef struct saboteur {
+    PGconn *admin;
+    int victim;
+    bool fired;
+} saboteur;
+
+/* At the first stop check, kills the job connection's server process. */
+static bool terminate_job_backend(void *arg) {
+    saboteur *sb = arg;
+    if (!sb->fired) {
+        sb->fired = true;
+        char sql[96];
+        snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", sb->victim);
+        free(db_scalar(sb->admin, sql));
+    }
+    return false;
+}
+
+static void test_lost_database_stops_paying_and_retries(void **state) {
+    (void)state;
+    const char *data = qpo_test_shared_data();
+    if (!data) {
+        skip(); /* ../shared/data absent */
+    }
+    char *info;
+    int64_t job_id;
+    PGconn *conn = reward_db_setup(pg, data, "zero_shot", 200, &info, &job_id);
+    sim_proc sim = {0};
+    sim_start(&sim, info, "--latency-ms 20");
+    reward_db_set_target(conn, sim.base_url, "{\"max_inflight\": 4}");
+    qpo_err err = {0};
+    PGconn *job_conn = qpo_db_connect(info, "victim", &err);
+    assert_non_null(job_conn);
+    saboteur sb = {.admin = conn, .victim = PQbackendPID(job_conn)};
+    qpo_reward_env env = {.conn = job_conn,
+                          .job_id = job_id,
+                          .job_attempt = 1,
+                          .worker = "w",
+                          .should_stop = terminate_job_backend,
+                          .stop_arg = &sb};
+    json_t *payload = json_pack("{s:i,s:i,s:i}", "run_id", 1, "loop", 1, "batch", 0);
+    qpo_job_outcome out = {0};
+    assert_int_equal(qpo_reward_job_reward(&env, payload, &out, &err), QPO_JOB_RETRY);
+    assert_non_null(strstr(err.msg, "qpo.llm_calls"));
+    assert_null(out.commit);
+    PQfinish(job_conn);
+    long long recorded = db_count(conn, "SELECT count(*) FROM qpo.llm_calls WHERE status = 'ok'");
+    assert_true(recorded < 800);
+
+    /* The retry, on a working connection, completes and reuses what was recorded. */
+    reward_db_set_target(conn, sim.base_url, "{\"max_inflight\": 64}");
+    char pl[64];
+    snprintf(pl, sizeof pl, "{\"run_id\":1,\"loop\":1,\"batch\":0}");
+    json_t *r = run_job(info, qpo_reward_job_reward, pl);
+    assert_int_equal(json_integer_value(json_object_get(r, "cache_hits")), recorded);
+    json_decref(r);
+    sim_stop(&sim);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.rewards"), 200);
+    assert_int_equal(db_count(conn, "SELECT count(DISTINCT request_hash) FROM qpo.llm_calls "
+                                    "WHERE status = 'ok' AND NOT cache_hit"),
+                     800);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.llm_calls "
+                                    "WHERE status = 'ok' AND NOT cache_hit"),
+                     800);
+    json_decref(payload);
+    PQfinish(conn);
+    free(info);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
@@ -392,6 +504,8 @@ int main(void) {
         cmocka_unit_test(test_math_reward_extracts_and_scores_the_completion),
         cmocka_unit_test(test_score_jobs_baseline_and_policy_prompts),
         cmocka_unit_test(test_d0_job_scores_instructeval_prompts),
+        cmocka_unit_test(test_cancelled_job_writes_nothing_but_its_calls),
+        cmocka_unit_test(test_lost_database_stops_paying_and_retries),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fixture_kill_children();

@@ -241,11 +241,24 @@ int qpo_demo_sets_load(PGconn *conn, const qpo_task *task, int n_sets, qpo_demo_
     return rc;
 }
 
+typedef struct stop_check {
+    const qpo_reward_env *env;
+    const qpo_audit *audit;
+} stop_check;
+
+/* Stops on cancellation and also once calls can no longer be recorded: every further call
+ * would be paid for without a trace and paid again by the retry. */
+static bool should_stop(void *arg) {
+    const stop_check *sc = arg;
+    return sc->audit->failed || (sc->env->should_stop && sc->env->should_stop(sc->env->stop_arg));
+}
+
 qpo_job_status qpo_scoring_job_run(qpo_scoring *s, qpo_llm_session *ls, const qpo_reward_env *env,
                                    qpo_err *err) {
     qpo_llm_client *c = ls->client;
     ls->client = NULL; /* qpo_scoring_run frees it */
-    int rc = qpo_scoring_run(s, ls->base, c, env->should_stop, env->stop_arg, err);
+    stop_check sc = {env, &ls->audit};
+    int rc = qpo_scoring_run(s, ls->base, c, should_stop, &sc, err);
     if (ls->audit.failed) {
         /* Calls went unrecorded: completing would leave rewards pointing at no audit row. */
         *err = ls->audit.err;
