@@ -24,7 +24,7 @@ static void layer_acts(allocator *al_, qpo_layer_acts *L, size_t BT, size_t C, s
     L->ln1 = F(BT * C), L->ln1_mean = F(BT), L->ln1_rstd = F(BT);
     L->qkv = F(BT * 3 * C), L->atty = F(BT * C), L->probs = F(probs), L->res2 = F(BT * C);
     L->ln2 = F(BT * C), L->ln2_mean = F(BT), L->ln2_rstd = F(BT);
-    L->fch = F(BT * 4 * C), L->fchg = F(BT * 4 * C), L->res3 = F(BT * C);
+    L->fch = F(BT * 4 * C), L->res3 = F(BT * C);
     al_->failed |= al.failed;
 }
 
@@ -52,6 +52,7 @@ qpo_acts *qpo_acts_new(const qpo_policy *p, int B) {
     a->rows = I(M), a->targets = I(M), a->rowsR = I(B), a->reward = F(B);
     a->dres = F(BT * C), a->dln = F(BT * C), a->dscratch = F(BT * C), a->dqkv = F(BT * 3 * C);
     a->datty = F(BT * C), a->dfch = F(BT * 4 * C), a->dfchg = F(BT * 4 * C);
+    a->gelu = F(BT * 4 * C);
     a->demb = F(BT * C), a->dlnf = F(BT * C), a->dhp = F(M * C), a->dhm = F(M * C);
     a->dhr = F(M * C), a->dhR = F((size_t)B * C), a->dpred = F(B);
     a->scratch = F(BT * 4 * C);
@@ -71,8 +72,8 @@ void qpo_acts_free(const qpo_policy *p, qpo_acts *a) {
     const qpo_backend *be = p->be;
     for (int l = 0; l < p->cfg.n_layer && a->h; l++) {
         qpo_layer_acts *L = &a->h[l];
-        float *bufs[] = {L->ln1, L->ln1_mean, L->ln1_rstd, L->qkv, L->atty, L->probs, L->res2,
-                         L->ln2, L->ln2_mean, L->ln2_rstd, L->fch, L->fchg, L->res3};
+        float *bufs[] = {L->ln1,  L->ln1_mean, L->ln1_rstd, L->qkv,      L->atty, L->probs,
+                         L->res2, L->ln2,      L->ln2_mean, L->ln2_rstd, L->fch,  L->res3};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             be->free(bufs[i]);
     }
@@ -80,9 +81,9 @@ void qpo_acts_free(const qpo_policy *p, qpo_acts *a) {
                     a->lnf_mean, a->lnf_rstd, a->hp,       a->hm,       a->hr,    a->logits,
                     a->losses,   a->hR,       a->pred,     a->key_mask, a->qids,  a->pids,
                     a->rows,     a->targets,  a->rowsR,    a->reward,   a->dres,  a->dln,
-                    a->dscratch, a->dqkv,     a->datty,    a->dfch,     a->dfchg, a->demb,
-                    a->dlnf,     a->dhp,      a->dhm,      a->dhr,      a->dhR,   a->dpred,
-                    a->scratch};
+                    a->dscratch, a->dqkv,     a->datty,    a->dfch,     a->dfchg, a->gelu,
+                    a->demb,     a->dlnf,     a->dhp,      a->dhm,      a->dhr,   a->dhR,
+                    a->dpred,    a->scratch};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         be->free(bufs[i]);
     free(a->h);

@@ -1,6 +1,8 @@
 /* The backward pass, mirror of model.c: head gradients first, then the blocks in reverse,
  * then the embeddings. Activation gradients accumulate (backend contract), so each scratch
  * buffer is zeroed before it is written. */
+#include <stdlib.h>
+
 #include "model_internal.h"
 
 static void block_backward(qpo_policy *p, qpo_acts *a, int l, const float *xin, int B, int T) {
@@ -15,8 +17,9 @@ static void block_backward(qpo_policy *p, qpo_acts *a, int l, const float *xin, 
     be->zero(a->dscratch, sizeof(float) * NC);
     be->accumulate(a->dscratch, a->dres, NC);
     be->dropout_backward(a->dscratch, NC, qpo_model_dropout(o, 3 + 3 * (uint64_t)l));
+    be->gelu_forward(a->gelu, L->fch, NC * 4); /* recomputed: cheaper than 4C floats/layer */
     be->zero(a->dfchg, sizeof(float) * NC * 4);
-    be->matmul_backward(a->dfchg, g->fcprojw, g->fcprojb, a->dscratch, L->fchg, w->fcprojw, N,
+    be->matmul_backward(a->dfchg, g->fcprojw, g->fcprojb, a->dscratch, a->gelu, w->fcprojw, N,
                         4 * C, C, 1);
     be->zero(a->dfch, sizeof(float) * NC * 4);
     be->gelu_backward(a->dfch, L->fch, a->dfchg, NC * 4);
@@ -72,6 +75,8 @@ static void embed_backward(qpo_policy *p, qpo_acts *a, int B) {
 void qpo_policy_backward(qpo_policy *p) {
     const qpo_backend *be = p->be;
     qpo_acts *a = p->acts;
+    if (!a || a->M == 0)
+        abort(); /* a caller bug: backward needs a successful qpo_policy_forward first */
     int B = a->B, T = QPO_PGDT_SEQ, C = p->cfg.d, nl = p->cfg.n_layer;
     be->zero(p->grads, sizeof(float) * p->nparams);
     heads_backward(p, a, B);

@@ -98,8 +98,8 @@ static void decode_layer(gen_state *g, int l, const float *xin, int pos) {
     be->residual_forward(L->res2, xin, a->scratch, BC);
     be->layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res2, w->ln2w, w->ln2b, B, C);
     be->matmul_rows_forward(L->fch, L->ln2, w->fcw, w->fcb, B, C, 4 * C, 1);
-    be->gelu_forward(L->fchg, L->fch, BC * 4);
-    be->matmul_rows_forward(a->scratch, L->fchg, w->fcprojw, w->fcprojb, B, 4 * C, C, 1);
+    be->gelu_forward(a->gelu, L->fch, BC * 4);
+    be->matmul_rows_forward(a->scratch, a->gelu, w->fcprojw, w->fcprojb, B, 4 * C, C, 1);
     be->residual_forward(L->res3, L->res2, a->scratch, BC);
 }
 

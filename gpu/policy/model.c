@@ -105,8 +105,8 @@ static void block_forward(qpo_policy *p, qpo_acts *a, int l, const float *xin, i
     be->residual_forward(L->res2, xin, a->scratch, NC);
     be->layernorm_forward(L->ln2, L->ln2_mean, L->ln2_rstd, L->res2, w->ln2w, w->ln2b, N, C);
     be->matmul_forward(L->fch, L->ln2, w->fcw, w->fcb, N, C, 4 * C, 1);
-    be->gelu_forward(L->fchg, L->fch, NC * 4);
-    be->matmul_forward(a->scratch, L->fchg, w->fcprojw, w->fcprojb, N, 4 * C, C, 1);
+    be->gelu_forward(a->gelu, L->fch, NC * 4);
+    be->matmul_forward(a->scratch, a->gelu, w->fcprojw, w->fcprojb, N, 4 * C, C, 1);
     be->dropout_forward(a->scratch, NC, qpo_model_dropout(o, 3 + 3 * (uint64_t)l));
     be->residual_forward(L->res3, L->res2, a->scratch, NC);
 }

@@ -17,7 +17,7 @@ typedef struct qpo_weights {
 
 typedef struct qpo_layer_acts {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *probs, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch,
-        *fchg, *res3;
+        *res3;
 } qpo_layer_acts;
 
 /* Activations for a batch of B sequences of T = 81 positions, and backward scratch. */
@@ -33,6 +33,7 @@ typedef struct qpo_acts {
     float *dres, *dln, *dscratch, *dqkv, *datty, *dfch, *dfchg, *demb, *dlnf, *dhp, *dhm, *dhr,
         *dhR, *dpred;
     float *scratch;
+    float *gelu; /* GELU(fch) of the layer at hand: recomputed in backward, not kept per layer */
 } qpo_acts;
 
 struct qpo_policy {
