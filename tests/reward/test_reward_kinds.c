@@ -514,6 +514,22 @@ static void test_lost_database_stops_paying_and_retries(void **state) {
     free(info);
 }
 
+static void test_item_without_usable_gold_is_refused(void **state) {
+    (void)state;
+    char *info;
+    PGconn *conn = base_db(&info, "tweet_emotion", "zero_shot");
+    db_exec_ok(conn, "INSERT INTO qpo.task_items (task, item_id, split, upstream_split, "
+                     "upstream_index, query, fields, label) VALUES ('tweet_emotion', 1, "
+                     "'collect', 'x', 1, 'q', '{\"text\": \"q\"}', 9);"
+                     "INSERT INTO qpo.generations (run_id, loop, purpose, batch, item_id, prompt) "
+                     "VALUES (1, 1, 'collect', 0, 1, 'p')");
+    run_job_expect_fatal(info, qpo_reward_job_reward, "{\"run_id\":1,\"loop\":1,\"batch\":0}",
+                         "no usable gold answer");
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.llm_calls"), 0);
+    PQfinish(conn);
+    free(info);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
@@ -523,6 +539,7 @@ int main(void) {
         cmocka_unit_test(test_d0_job_scores_instructeval_prompts),
         cmocka_unit_test(test_cancelled_job_writes_nothing_but_its_calls),
         cmocka_unit_test(test_lost_database_stops_paying_and_retries),
+        cmocka_unit_test(test_item_without_usable_gold_is_refused),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fixture_kill_children();

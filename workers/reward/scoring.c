@@ -170,8 +170,31 @@ static void prepare_item(const qpo_scoring *s, qpo_score_item *it) {
     }
 }
 
+/* The gold an item must carry before its reward can be computed (the zero-shot reward indexes
+ * the NLLs by it). */
+static int check_gold(const qpo_scoring *s, const qpo_score_item *it, qpo_err *err) {
+    bool math = s->task->type == QPO_TASK_MATH;
+    if (math ? it->gold != NULL : (it->label >= 0 && it->label < s->task->n_labels)) {
+        return 0;
+    }
+    qpo_err_set(err, QPO_EXIT_USAGE, "task item %d of %s has no usable gold answer", it->item_id,
+                s->task->name);
+    if (math) {
+        qpo_err_detail(err, "qpo.task_items.answer is NULL");
+    } else {
+        qpo_err_detail(err, "label %d, expected 0..%d", it->label, s->task->n_labels - 1);
+    }
+    qpo_err_hint(err, "re-import the task's data (qpo data import)");
+    return -1;
+}
+
 static int submit_all(run_state *st, qpo_llm_client *c, request *reqs, char **texts, qpo_err *err) {
     qpo_scoring *s = st->s;
+    for (size_t i = 0; i < s->n_items; i++) {
+        if (check_gold(s, &s->items[i], err) != 0) {
+            return -1;
+        }
+    }
     size_t per = qpo_scoring_calls_per_item(s);
     size_t per_text = s->task->type == QPO_TASK_MATH ? 1 : (size_t)s->n_sets;
     for (size_t i = 0; i < s->n_items; i++) {
