@@ -11,8 +11,8 @@
 
 /* Margin: M0 + A skill + D difficulty + F few-shot. Label tasks and math differ in level. */
 #define LABEL_M0 0.5
-#define MATH_M0 -0.6
-#define SKILL_A 1.6
+#define MATH_M0 -0.3
+#define SKILL_A 2.0
 #define DIFFICULTY_D 1.2
 #define FEWSHOT_F 0.4
 #define MENTION_BONUS 0.3
