@@ -14,7 +14,8 @@ $$;
 -- connection so it survives the job failing or its worker being killed. Also the response
 -- cache: a temperature-0 request whose hash matches an 'ok' live row of the same target is
 -- answered from that row's response. A cache hit gets its own row (cache_hit, attempt 0,
--- cached_call_id naming the live row, no bodies), so hits are counted per job.
+-- cached_call_id naming the live row, no bodies), so hits are counted per job; hits cost
+-- nothing, so their rows are written with the job's outputs when it completes.
 CREATE TABLE qpo.llm_calls (
     id bigserial PRIMARY KEY,
     target text NOT NULL,

@@ -76,6 +76,16 @@ INSERT INTO qpo.llm_calls (target, endpoint, model, request_hash, cacheable, req
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 RETURNING id;
 
+-- name: reward_insert_cache_hits
+-- $1 a JSON array of cache-hit rows (workers/reward/audit.c), written with the job's outputs.
+INSERT INTO qpo.llm_calls (target, endpoint, model, request_hash, cacheable, status, attempt,
+                           cache_hit, cached_call_id, job_id, job_attempt, worker)
+SELECT x.target, x.endpoint, x.model, x.request_hash, x.cacheable, 'ok', 0, true,
+       x.cached_call_id, x.job_id, x.job_attempt, x.worker
+FROM jsonb_to_recordset($1::jsonb) AS x(target text, endpoint text, model text,
+     request_hash text, cacheable boolean, cached_call_id bigint, job_id bigint,
+     job_attempt integer, worker text);
+
 -- name: reward_insert_rewards
 -- $1 a JSON array of reward rows (workers/reward/reward_job.c), $2 job id.
 INSERT INTO qpo.rewards (run_id, loop, batch, item_id, query, prompt, nlls, completion_nll,

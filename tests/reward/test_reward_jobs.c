@@ -205,6 +205,45 @@ static void test_reward_job_completes_through_30_percent_faults(void **state) {
     assert_int_equal(json_integer_value(json_object_get(result, "pairs")), PAIRS);
     assert_non_null(json_object_get(result, "cache_hit_rate"));
     json_decref(result);
+
+    /* Another seed of the same (task, setting, target) whose policy wrote the same prompts:
+     * every request is answered from the cache, nothing is paid, and the hits are marked. */
+    db_exec_ok(conn, "INSERT INTO qpo.runs (id, experiment_id, task, setting, target, seed, "
+                     "loops) VALUES (2, 1, 'tweet_emotion', 'zero_shot', 'sim', 1, 4);"
+                     "INSERT INTO qpo.generations (run_id, loop, purpose, batch, item_id, prompt) "
+                     "SELECT 2, loop, purpose, batch, item_id, prompt FROM qpo.generations "
+                     "WHERE run_id = 1");
+    char *id2 = db_scalar(conn, "INSERT INTO qpo.jobs (kind, class, max_attempts, payload, "
+                                "run_id) VALUES ('reward', 'cpu', 5, '{\"run_id\": 2, "
+                                "\"loop\": 1, \"batch\": 0}', 2) RETURNING id");
+    int64_t job2 = atoll(id2);
+    free(id2);
+    sim_start(&sim, conninfo, "");
+    reward_db_set_target(conn, sim.base_url, "{\"max_inflight\": 64, \"retry_budget\": 6}");
+    worker = worker_start(conninfo, "w-rerun", "--exit-when-idle --backoff-ms 10,100");
+    assert_int_equal(proc_wait(worker), 0);
+    sim_stop(&sim);
+    assert_job_succeeded(conn, job2, 1);
+    result = job_result(conn, job2);
+    assert_int_equal(json_integer_value(json_object_get(result, "cache_hits")), PAIRS * 4);
+    assert_true(json_real_value(json_object_get(result, "cache_hit_rate")) == 1.0);
+    assert_int_equal(json_integer_value(json_object_get(result, "http_attempts")), 0);
+    json_decref(result);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.llm_calls WHERE job_id = (SELECT "
+                                    "max(id) FROM qpo.jobs) AND cache_hit AND cached_call_id IN "
+                                    "(SELECT id FROM qpo.llm_calls WHERE NOT cache_hit AND "
+                                    "status = 'ok')"),
+                     PAIRS * 4);
+    /* Same answers, same rewards: the cache returns exactly what was paid for. */
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.rewards a JOIN qpo.rewards b "
+                                    "USING (item_id) WHERE a.run_id = 1 AND b.run_id = 2 AND "
+                                    "a.nlls = b.nlls AND a.raw_reward = b.raw_reward"),
+                     PAIRS);
+    char *timing = db_scalar(conn, "SELECT string_agg(id || ': ' || round(extract(epoch FROM "
+                                   "finished_at - started_at)::numeric, 2) || ' s', ', ' ORDER "
+                                   "BY id) FROM qpo.jobs");
+    fprintf(stderr, "job wall times (1: live with faults, 2: all cache hits): %s\n", timing);
+    free(timing);
     PQfinish(conn);
     free(conninfo);
 }

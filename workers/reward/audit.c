@@ -26,15 +26,30 @@ static const char *opt_int(char *buf, size_t n, int64_t v, int present) {
     return buf;
 }
 
+static void collect_hit(qpo_audit *audit, const qpo_llm_attempt *a) {
+    if (!audit->hits) {
+        audit->hits = json_array();
+    }
+    json_array_append_new(
+        audit->hits,
+        json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:o,s:o,s:s*}", "target", audit->target, "endpoint",
+                  a->key->endpoint, "model", a->key->model, "request_hash", a->key->request_hash,
+                  "cacheable", a->key->cacheable, "cached_call_id", (json_int_t)a->cached_call_id,
+                  "job_id", audit->job_id > 0 ? json_integer(audit->job_id) : json_null(),
+                  "job_attempt", audit->job_id > 0 ? json_integer(audit->job_attempt) : json_null(),
+                  "worker", audit->worker));
+}
+
 static int64_t record_attempt(const qpo_llm_attempt *a, void *arg) {
     qpo_audit *audit = arg;
     if (a->cache_hit) {
         audit->cache_hits++;
-    } else {
-        audit->attempts++;
-        audit->failed_attempts += a->status != QPO_LLM_OK;
+        collect_hit(audit, a);
+        return 0; /* the client reports the source call's id for hits */
     }
-    char http[24], lat[32], ptok[24], ctok[24], att[24], cached[24], job[24], jatt[24];
+    audit->attempts++;
+    audit->failed_attempts += a->status != QPO_LLM_OK;
+    char http[24], lat[32], ptok[24], ctok[24], att[24], job[24], jatt[24];
     snprintf(lat, sizeof lat, "%.3f", a->latency_ms > 0 ? a->latency_ms : 0.0);
     const char *params[20] = {
         audit->target,
@@ -42,8 +57,8 @@ static int64_t record_attempt(const qpo_llm_attempt *a, void *arg) {
         a->key->model,
         a->key->request_hash,
         a->key->cacheable ? "true" : "false",
-        a->cache_hit ? NULL : a->key->canonical_body,
-        a->cache_hit ? NULL : a->response_body,
+        a->key->canonical_body,
+        a->response_body,
         qpo_llm_status_name(a->status),
         a->error ? a->error : "",
         opt_int(http, sizeof http, a->http_status, a->http_status > 0),
@@ -52,8 +67,8 @@ static int64_t record_attempt(const qpo_llm_attempt *a, void *arg) {
         opt_int(ctok, sizeof ctok, a->completion_tokens, a->completion_tokens >= 0),
         opt_int(att, sizeof att, a->attempt, 1),
         a->will_retry ? "true" : "false",
-        a->cache_hit ? "true" : "false",
-        opt_int(cached, sizeof cached, a->cached_call_id, a->cache_hit),
+        "false",
+        NULL,
         opt_int(job, sizeof job, audit->job_id, audit->job_id > 0),
         opt_int(jatt, sizeof jatt, audit->job_attempt, audit->job_id > 0),
         audit->worker,

@@ -196,6 +196,7 @@ qpo_job_status qpo_reward_job_d0(const qpo_reward_env *env, const json_t *payloa
         out->result = result;
         /* Records already in D_0 are kept as they were (ON CONFLICT DO NOTHING). */
         qpo_rows_commit_set(out, "reward_insert_d0", rows, (size_t)-1, false);
+        qpo_llm_session_commit_hits(out, &ls);
     }
     qpo_llm_session_close(&ls);
     qpo_score_items_free(b.s.items, b.s.n_items);

@@ -131,6 +131,8 @@ void qpo_llm_session_close(qpo_llm_session *ls) {
         qpo_llm_free_secret(ls->api_key);
         ls->api_key = NULL;
     }
+    json_decref(ls->audit.hits);
+    ls->audit.hits = NULL;
 }
 
 int qpo_items_from_result(PGresult *res, int prompt_col, const char *prompt, qpo_score_item **items,
@@ -287,8 +289,7 @@ json_t *qpo_scoring_result_json(const qpo_scoring *s, const qpo_llm_session *ls)
                      (json_int_t)ls->audit.failed_attempts);
 }
 
-static int rows_commit(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err) {
-    qpo_rows_commit *rc = arg;
+static int rows_commit_one(PGconn *conn, const qpo_job *job, qpo_rows_commit *rc, qpo_err *err) {
     char *rows = json_dumps(rc->rows, JSON_COMPACT);
     char job_id[24];
     snprintf(job_id, sizeof job_id, "%" PRId64, job ? job->id : 0);
@@ -307,17 +308,43 @@ static int rows_commit(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err
     return 0;
 }
 
+static int rows_commit(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err) {
+    for (qpo_rows_commit *rc = arg; rc; rc = rc->next) {
+        if (rows_commit_one(conn, job, rc, err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void rows_free(void *arg) {
-    qpo_rows_commit *rc = arg;
-    json_decref(rc->rows);
-    free(rc);
+    for (qpo_rows_commit *rc = arg, *next; rc; rc = next) {
+        next = rc->next;
+        json_decref(rc->rows);
+        free(rc);
+    }
 }
 
 void qpo_rows_commit_set(qpo_job_outcome *out, const char *statement, json_t *rows, size_t expected,
                          bool with_job) {
     qpo_rows_commit *rc = malloc(sizeof *rc);
-    *rc = (qpo_rows_commit){statement, rows, expected, with_job};
+    *rc = (qpo_rows_commit){statement, rows, expected, with_job, NULL};
+    if (out->commit == rows_commit) {
+        qpo_rows_commit *last = out->commit_arg;
+        while (last->next) {
+            last = last->next;
+        }
+        last->next = rc;
+        return;
+    }
     out->commit = rows_commit;
     out->commit_arg = rc;
     out->free_arg = rows_free;
+}
+
+void qpo_llm_session_commit_hits(qpo_job_outcome *out, qpo_llm_session *ls) {
+    if (ls->audit.hits && json_array_size(ls->audit.hits) > 0) {
+        size_t n = json_array_size(ls->audit.hits);
+        qpo_rows_commit_set(out, "reward_insert_cache_hits", json_incref(ls->audit.hits), n, false);
+    }
 }

@@ -57,13 +57,18 @@ qpo_job_status qpo_scoring_job_run(qpo_scoring *s, qpo_llm_session *ls, const qp
 /* Common result fields: pairs, calls, cache hits, hit rate, HTTP attempts and failures. */
 json_t *qpo_scoring_result_json(const qpo_scoring *s, const qpo_llm_session *ls);
 
+/* Adds the session's cache-hit rows to the job's commit (after its outputs). */
+void qpo_llm_session_commit_hits(qpo_job_outcome *out, qpo_llm_session *ls);
+
 /* A commit hook writing `rows` (a JSON array) with the named statement NAME($1 rows[, $2 job
- * id]): statements of tables with a job_id column take the job; others only the rows. */
+ * id]): statements of tables with a job_id column take the job; others only the rows. Called
+ * again on the same outcome, it appends: the statements run in order in one transaction. */
 typedef struct qpo_rows_commit {
     const char *statement;
     json_t *rows;
     size_t expected; /* rows the statement must insert (-1 cast: any) */
     bool with_job;
+    struct qpo_rows_commit *next; /* written after this one, same transaction */
 } qpo_rows_commit;
 
 void qpo_rows_commit_set(qpo_job_outcome *out, const char *statement, json_t *rows, size_t expected,

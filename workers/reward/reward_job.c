@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "log.h"
 #include "reward_common.h"
 #include "reward_formula.h"
 
@@ -148,9 +149,16 @@ qpo_job_status qpo_reward_job_reward(const qpo_reward_env *env, const json_t *pa
         json_object_set_new(result, "accuracy", json_real(avg_acc));
         json_object_set_new(result, "d0_min_raw", json_real(b.range.min));
         json_object_set_new(result, "d0_max_raw", json_real(b.range.max));
+        qpo_info("reward run %lld loop %lld batch %lld: %zu pairs, accuracy %.3f, %zu requests, "
+                 "%llu cache hits, %llu HTTP attempts (%llu failed)",
+                 (long long)b.run_id, (long long)b.loop, (long long)b.batch, b.s.n_items, avg_acc,
+                 b.s.requests, (unsigned long long)ls.audit.cache_hits,
+                 (unsigned long long)ls.audit.attempts,
+                 (unsigned long long)ls.audit.failed_attempts);
         out->result = result;
         qpo_rows_commit_set(out, "reward_insert_rewards",
                             reward_rows(&b.s, payload, avg_acc, b.range), b.s.n_items, true);
+        qpo_llm_session_commit_hits(out, &ls);
     }
     qpo_llm_session_close(&ls);
     batch_free(&b);

@@ -127,6 +127,7 @@ qpo_job_status qpo_reward_job_score(const qpo_reward_env *env, const json_t *pay
         json_object_set_new(result, "source", json_string(sh.source));
         out->result = result;
         qpo_rows_commit_set(out, "reward_insert_eval_scores", score_rows(&sh), sh.s.n_items, true);
+        qpo_llm_session_commit_hits(out, &ls);
     }
     qpo_llm_session_close(&ls);
     qpo_score_items_free(sh.s.items, sh.s.n_items);
