@@ -81,17 +81,31 @@ CREATE TRIGGER jobs_after_insert AFTER INSERT ON qpo.jobs
 
 CREATE FUNCTION qpo.jobs_after_update() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    changed boolean;
+    finished boolean;
+    requeued boolean;
+    taken_away boolean;
     children bigint[];
 BEGIN
+    -- One pass decides what else this statement needs: most statements (heartbeats) need
+    -- nothing, claims only their events.
+    SELECT coalesce(bool_or(n.state <> o.state), false),
+           coalesce(bool_or(n.state <> o.state AND n.state IN ('succeeded', 'dead', 'cancelled')), false),
+           coalesce(bool_or(n.state = 'queued' AND o.state <> 'queued'), false),
+           coalesce(bool_or(o.state = 'running' AND n.state = 'cancelled'), false)
+      INTO changed, finished, requeued, taken_away
+      FROM new_rows n JOIN old_rows o ON o.id = n.id;
+    IF NOT changed THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO qpo.job_events (job_id, from_state, to_state, attempt, worker, error)
         SELECT n.id, o.state, n.state, n.attempt, coalesce(n.lease_owner, o.lease_owner),
                CASE WHEN n.state IN ('failed', 'dead', 'cancelled')
                       OR (o.state = 'running' AND n.state = 'queued') THEN n.last_error END
           FROM new_rows n JOIN old_rows o ON o.id = n.id
          WHERE n.state <> o.state;
-    -- Only finished parents can change a child; most statements (claims, heartbeats) stop here.
-    IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
-                WHERE n.state <> o.state AND n.state IN ('succeeded', 'dead', 'cancelled')) THEN
+    -- Only finished parents can change a child.
+    IF finished THEN
         children := array(
             SELECT DISTINCT d.child_id
               FROM new_rows n JOIN old_rows o ON o.id = n.id
@@ -101,14 +115,12 @@ BEGIN
             PERFORM qpo.resolve_blocked(children);
         END IF;
     END IF;
-    IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
-                WHERE n.state = 'queued' AND o.state <> 'queued') THEN
+    IF requeued THEN
         PERFORM pg_notify('qpo_jobs', '');
     END IF;
     -- A running job taken away (cancelled): its worker learns at once instead of at its next
     -- heartbeat.
-    IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
-                WHERE o.state = 'running' AND n.state = 'cancelled') THEN
+    IF taken_away THEN
         PERFORM pg_notify('qpo_cancel', '');
     END IF;
     RETURN NULL;
