@@ -14,6 +14,7 @@
 
 static void claim_more(worker *w);
 static void connect_main(worker *w);
+static void on_poll(evutil_socket_t fd, short what, void *arg);
 
 void qpo_worker_opts_default(qpo_worker_opts *o) {
     memset(o, 0, sizeof(*o));
@@ -119,6 +120,11 @@ static void exit_if_idle(worker *w) {
     else if (!unfinished) {
         qpo_info("worker %s: no work left; exiting", w->o.name);
         stop_loop(w);
+    } else {
+        /* Work left but none claimable: typically rows another worker's claim has locked
+         * this instant. Look again soon rather than at the next poll. */
+        struct timeval tv = tv_of(fmin(w->o.poll_s, 0.05));
+        evtimer_add(w->idle_ev, &tv);
     }
 }
 
@@ -348,6 +354,7 @@ static int setup_events(worker *w, qpo_err *err) {
     w->beat_ev = event_new(w->base, -1, EV_PERSIST, on_beat, w);
     w->reconnect_ev = evtimer_new(w->base, on_reconnect, w);
     w->grace_ev = evtimer_new(w->base, on_grace, w);
+    w->idle_ev = evtimer_new(w->base, on_poll, w);
     struct timeval poll = tv_of(w->o.poll_s), beat = tv_of(w->o.lease_s / 3);
     event_add(w->poll_ev, &poll);
     event_add(w->beat_ev, &beat);
@@ -389,8 +396,8 @@ static void teardown(worker *w) {
         free(w->ctxs);
     }
     free(w->held);
-    struct event *evs[] = {w->sock_ev,      w->poll_ev,  w->beat_ev,    w->done_ev,
-                           w->reconnect_ev, w->grace_ev, w->sigterm_ev, w->sigint_ev};
+    struct event *evs[] = {w->sock_ev,  w->poll_ev,    w->beat_ev,   w->done_ev, w->reconnect_ev,
+                           w->grace_ev, w->sigterm_ev, w->sigint_ev, w->idle_ev};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i] && (joined || evs[i] != w->done_ev))
             event_free(evs[i]);

@@ -37,7 +37,7 @@ typedef struct worker {
     char app_name[128];
 
     struct event_base *base;
-    struct event *sock_ev, *poll_ev, *beat_ev, *done_ev, *reconnect_ev, *grace_ev;
+    struct event *sock_ev, *poll_ev, *beat_ev, *done_ev, *reconnect_ev, *grace_ev, *idle_ev;
     struct event *sigterm_ev, *sigint_ev;
     PGconn *conn; /* main thread's: LISTEN, claim, heartbeat, reap, batched completion */
     double reconnect_delay_s;
