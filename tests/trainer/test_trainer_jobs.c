@@ -54,15 +54,15 @@ static void test_train_then_generate(void **state) {
     tfx_setup(&f, qpo_pgtest_new_db(pg), NULL);
     json_t *res = NULL;
     run_ok(&f, qpo_trainer_job_train, "train", 1, &res);
-    assert_int_equal(json_integer_value(json_object_get(res, "epochs")), 3);
-    assert_int_equal(json_integer_value(json_object_get(res, "records")), 60);
+    assert_int_equal(json_integer_value(json_object_get(res, "epochs")), 2);
+    assert_int_equal(json_integer_value(json_object_get(res, "records")), 40);
     assert_int_equal(json_integer_value(json_object_get(res, "resumed_from_epoch")), 0);
     json_decref(res);
 
     /* The row names a file whose bytes hash to the recorded sha256 and load as the tiny
      * policy with the byte tokenizer's vocabulary. */
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints WHERE loop = 1 AND "
-                                   "epochs = 3 AND records = 60 AND final_loss > 0 AND "
+                                   "epochs = 2 AND records = 40 AND final_loss > 0 AND "
                                    "training->>'lr' = '0.001' AND config->>'vocab' = '257'"),
                      1);
     char *path = db_str(f.conn, "SELECT path FROM qpo.checkpoints WHERE loop = 1");
@@ -114,12 +114,13 @@ static void test_train_then_generate(void **state) {
 static void test_determinism_and_resume(void **state) {
     (void)state;
     tfx a, b, c;
-    tfx_setup(&a, qpo_pgtest_new_db(pg), NULL);
+    tfx_opts three = {.epochs_first = 3, .with_d0 = 1};
+    tfx_setup(&a, qpo_pgtest_new_db(pg), &three);
     run_ok(&a, qpo_trainer_job_train, "train", 1, NULL);
     run_ok(&a, qpo_trainer_job_generate, "generate", 1, NULL);
     run_ok(&a, qpo_trainer_job_evaluate_generate, "evaluate-generate", 1, NULL);
 
-    tfx_setup(&b, qpo_pgtest_new_db(pg), NULL);
+    tfx_setup(&b, qpo_pgtest_new_db(pg), &three);
     char payload[256];
     tfx_payload(&b, "train", 1, payload, sizeof payload);
     qpo_err err = {0};
@@ -138,7 +139,7 @@ static void test_determinism_and_resume(void **state) {
     char *ga = generations_text(&a), *gb = generations_text(&b);
     assert_string_equal(ga, gb);
 
-    tfx_opts other = {.seed = 1, .with_d0 = 1};
+    tfx_opts other = {.seed = 1, .epochs_first = 3, .with_d0 = 1};
     tfx_setup(&c, qpo_pgtest_new_db(pg), &other);
     run_ok(&c, qpo_trainer_job_train, "train", 1, NULL);
     char *sc = checkpoint_sha(&c, 1);
@@ -195,7 +196,7 @@ static void test_merge_filter_dedup_and_loop2(void **state) {
     /* Loop 2 fine-tunes loop 1's weights on D_0 + the 3 merged records, at lr_next. */
     run_ok(&f, qpo_trainer_job_train, "train", 1, NULL);
     run_ok(&f, qpo_trainer_job_train, "train", 2, &res);
-    assert_int_equal(json_integer_value(json_object_get(res, "records")), 63);
+    assert_int_equal(json_integer_value(json_object_get(res, "records")), 43);
     assert_int_equal(json_integer_value(json_object_get(res, "run_records")), 3);
     assert_int_equal(json_integer_value(json_object_get(res, "epochs")), 2);
     json_decref(res);

@@ -21,7 +21,7 @@
 #include "pgtest.h"
 #include "trainer_fixture.h"
 
-#define EPOCHS 8
+#define EPOCHS 6
 
 static qpo_pgtest *pg;
 
@@ -65,7 +65,7 @@ static unsigned char *slurp(const char *path, size_t *n) {
 
 static void test_sigkill_mid_training_resumes_bitwise(void **state) {
     (void)state;
-    tfx_opts opts = {.epochs_first = EPOCHS, .d0_queries = 40, .with_d0 = 1};
+    tfx_opts opts = {.epochs_first = EPOCHS, .d0_queries = 24, .with_d0 = 1};
 
     /* The calm run: one uninterrupted attempt in this process. */
     tfx calm;

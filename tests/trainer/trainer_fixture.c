@@ -83,11 +83,11 @@ static void insert_d0(PGconn *conn, int queries) {
 
 void tfx_setup(tfx *f, const char *conninfo, const tfx_opts *opts) {
     tfx_opts o = {
-        .seed = 0, .epochs_first = 3, .d0_queries = 12, .tokenizer = "bytes", .with_d0 = 1};
+        .seed = 0, .epochs_first = 2, .d0_queries = 8, .tokenizer = "bytes", .with_d0 = 1};
     if (opts) {
         o.seed = opts->seed;
-        o.epochs_first = opts->epochs_first ? opts->epochs_first : 3;
-        o.d0_queries = opts->d0_queries ? opts->d0_queries : 12;
+        o.epochs_first = opts->epochs_first ? opts->epochs_first : 2;
+        o.d0_queries = opts->d0_queries ? opts->d0_queries : 8;
         o.tokenizer = opts->tokenizer ? opts->tokenizer : "bytes";
         o.with_d0 = opts->with_d0;
     }

@@ -11,8 +11,8 @@
 
 typedef struct tfx_opts {
     int seed;              /* the run's seed */
-    int epochs_first;      /* default 3 */
-    int d0_queries;        /* default 12 (x 5 prompts each) */
+    int epochs_first;      /* default 2 */
+    int d0_queries;        /* default 8 (x 5 prompts each) */
     const char *tokenizer; /* default "bytes" */
     int with_d0;           /* default 1 */
 } tfx_opts;
