@@ -193,7 +193,7 @@ static void test_few_shot_reward_uses_five_demo_sets(void **state) {
     free(info);
 }
 
-static void add_gsm8k(PGconn *conn, const char *data, int n) {
+static void add_gsm8k(PGconn *conn, const char *data, const char *split, int n) {
     char path[4096];
     snprintf(path, sizeof path, "%s/gsm8k/train.jsonl", data);
     FILE *f = fopen(path, "r");
@@ -212,13 +212,13 @@ static void add_gsm8k(PGconn *conn, const char *data, int n) {
         char *fj = json_dumps(fields, JSON_COMPACT);
         char id[16];
         snprintf(id, sizeof id, "%d", i);
-        const char *p[5] = {id, q, fj, gold, id};
+        const char *p[6] = {id, q, fj, gold, id, split};
         PGresult *res = qpo_db_query(
             conn,
             "INSERT INTO qpo.task_items (task, item_id, split, upstream_split, upstream_index, "
-            "query, fields, answer) VALUES ('gsm8k', $1::int, 'collect', 'train', $5::int, $2, "
+            "query, fields, answer) VALUES ('gsm8k', $1::int, $6, 'train', $5::int, $2, "
             "$3::jsonb, $4)",
-            5, p, &err);
+            6, p, &err);
         assert_non_null(res);
         PQclear(res);
         free(fj);
@@ -237,7 +237,7 @@ static void test_math_reward_extracts_and_scores_the_completion(void **state) {
     }
     char *info;
     PGconn *conn = base_db(&info, "gsm8k", "zero_shot");
-    add_gsm8k(conn, data, 40);
+    add_gsm8k(conn, data, "collect", 40);
     db_exec_ok(conn, "INSERT INTO qpo.generations (run_id, loop, purpose, batch, item_id, prompt) "
                      "SELECT 1, 1, 'collect', 0, i, (ARRAY['Let''s think step by step: ', "
                      "'The answer is:'])[1 + i % 2] FROM generate_series(0, 39) i");
@@ -514,6 +514,67 @@ static void test_lost_database_stops_paying_and_retries(void **state) {
     free(info);
 }
 
+/* Few-shot D_0 keeps only pairs with acc >= 0.7, but each prompt's avg_acc is over every
+ * sampled query, kept or not. Math D_0 comes from Prompt-OIRL's training prompts. */
+static void test_d0_few_shot_filter_and_math_prompts(void **state) {
+    (void)state;
+    const char *data = qpo_test_shared_data();
+    if (!data) {
+        skip(); /* ../shared/data absent */
+    }
+    char *info;
+    PGconn *conn = base_db(&info, "tweet_emotion", "few_shot");
+    db_exec_ok(conn, "DELETE FROM qpo.d0_records");
+    add_tweets(conn, data, "train", "train", 0, 100);
+    sim_proc sim = {0};
+    sim_start(&sim, info, "");
+    reward_db_set_target(conn, sim.base_url, "{}");
+    char payload[4096];
+    snprintf(
+        payload, sizeof payload,
+        "{\"task\":\"tweet_emotion\",\"setting\":\"few_shot\",\"target\":\"sim\","
+        "\"queries\":10,\"seed\":1,\"collections\":[\"manual\"],\"prompts_dir\":\"%s/prompts\"}",
+        data);
+    json_t *r = run_job(info, qpo_reward_job_d0, payload);
+    long long prompts = json_integer_value(json_object_get(r, "prompts"));
+    long long records = json_integer_value(json_object_get(r, "records"));
+    json_decref(r);
+    fprintf(stderr, "few-shot d0: %lld of %lld pairs kept\n", records, prompts * 10);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.d0_records"), records);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.d0_records WHERE acc < 0.7 OR "
+                                    "abs(raw_reward - 10 * (acc + avg_acc)) > 1e-9 OR "
+                                    "jsonb_array_length(extra->'nlls') <> 5"),
+                     0);
+    /* avg_acc * 10 = kept accuracy + dropped accuracy, each dropped pair below 0.7 (<= 0.6). */
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM (SELECT prompt, max(avg_acc) * 10 "
+                                    "AS total, sum(acc) AS kept, count(*) AS n FROM "
+                                    "qpo.d0_records GROUP BY prompt) p WHERE total < kept - 1e-9 "
+                                    "OR total > kept + 0.6 * (10 - n) + 1e-9"),
+                     0);
+    PQfinish(conn);
+    free(info);
+
+    conn = base_db(&info, "gsm8k", "zero_shot");
+    db_exec_ok(conn, "DELETE FROM qpo.d0_records");
+    add_gsm8k(conn, data, "train", 30);
+    reward_db_set_target(conn, sim.base_url, "{}");
+    snprintf(payload, sizeof payload,
+             "{\"task\":\"gsm8k\",\"setting\":\"zero_shot\",\"target\":\"sim\",\"queries\":5,"
+             "\"seed\":0,\"collections\":[\"prompt_oirl\"],\"prompts_dir\":\"%s/prompts\"}",
+             data);
+    r = run_job(info, qpo_reward_job_d0, payload);
+    assert_int_equal(json_integer_value(json_object_get(r, "records")), 6 * 5);
+    json_decref(r);
+    sim_stop(&sim);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.d0_records WHERE prompt_method "
+                                    "LIKE 'prompt_oirl/%' AND answer IS NOT NULL AND abs("
+                                    "raw_reward - (10 * acc + 10 * avg_acc - (extra->>"
+                                    "'completion_nll')::float)) < 1e-9"),
+                     30);
+    PQfinish(conn);
+    free(info);
+}
+
 static void test_item_without_usable_gold_is_refused(void **state) {
     (void)state;
     char *info;
@@ -537,6 +598,7 @@ int main(void) {
         cmocka_unit_test(test_math_reward_extracts_and_scores_the_completion),
         cmocka_unit_test(test_score_jobs_baseline_and_policy_prompts),
         cmocka_unit_test(test_d0_job_scores_instructeval_prompts),
+        cmocka_unit_test(test_d0_few_shot_filter_and_math_prompts),
         cmocka_unit_test(test_cancelled_job_writes_nothing_but_its_calls),
         cmocka_unit_test(test_lost_database_stops_paying_and_retries),
         cmocka_unit_test(test_item_without_usable_gold_is_refused),
