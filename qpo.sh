@@ -11,7 +11,7 @@ root=$(pwd)
 debian_packages=(
   build-essential cmake pkg-config git
   libpq-dev libcurl4-openssl-dev libevent-dev libcmocka-dev libjansson-dev libpcre2-dev
-  libssl-dev libopenblas-dev
+  libssl-dev libopenblas-dev libyaml-dev
   postgresql postgresql-contrib
   nodejs npm
 )
