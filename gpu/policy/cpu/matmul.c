@@ -1,46 +1,48 @@
 /* Linear layers through OpenBLAS sgemm; weights in either storage order so checkpoints map
  * 1:1 to memory (GPT-2 Conv1D is [in,out], torch Linear heads are [out,in]).
  *
- * Threads: OpenBLAS runs single-threaded and OpenMP splits each product by output rows or
- * columns, never along the summed dimension. One thread pool for everything: OpenMP threads
- * spinning between regions next to OpenBLAS's own pool made small steps 30x slower. */
+ * Threads: OpenBLAS runs single-threaded and OpenMP shares out fixed chunks of each product's
+ * output. One thread pool for everything: OpenMP threads spinning between regions next to
+ * OpenBLAS's own pool made small steps 30x slower. */
 #include <cblas.h>
-#include <omp.h>
 #include <string.h>
 
 #include "cpu_ops.h"
 
-#define SPLIT_ALIGN 16
+/* Fixed chunk sizes, never derived from the thread count: the same shapes always make the
+ * same sgemm calls, so results are bitwise the same with any number of threads. */
+#define COL_CHUNK 256
+#define ROW_CHUNK 128
 
 void qpo_cpu_blas_init(void) {
     openblas_set_num_threads(1);
 }
 
-/* C[M,N] = alpha op(A) op(B) + beta C, row-major, split over M or N across OpenMP threads. */
+/* C[M,N] = op(A) op(B) + beta C, row-major, cut into column chunks (wide outputs) or row chunks
+ * that OpenMP threads share; never cut along K, so every element is one sgemm sum. */
 static void par_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                       int ldb, float beta, float *C, int ldc) {
-    int nt = omp_get_max_threads();
-    int split_m = M >= N;
-    int len = split_m ? M : N;
-    int chunk = (len + nt - 1) / nt;
-    chunk = (chunk + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
-    if ((double)M * N * K < 4e5 || len <= SPLIT_ALIGN)
-        nt = 1, chunk = len;
-    int nchunks = (len + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) num_threads(nt)
+    int by_cols = N >= 2 * COL_CHUNK, by_rows = !by_cols && M >= 2 * ROW_CHUNK;
+    int chunk = by_cols ? COL_CHUNK : by_rows ? ROW_CHUNK : (M > N ? M : N);
+    int len = by_rows ? M : N;
+    int nchunks = by_cols || by_rows ? (len + chunk - 1) / chunk : 1;
+#pragma omp parallel for schedule(dynamic)
     for (int c = 0; c < nchunks; c++) {
         int i0 = c * chunk, n = len - i0 < chunk ? len - i0 : chunk;
         const float *a = A, *b = B;
-        float *cc;
-        if (split_m) {
+        float *cc = C;
+        int m = M, nn = N;
+        if (by_rows) {
             a = ta ? A + i0 : A + (size_t)i0 * lda;
             cc = C + (size_t)i0 * ldc;
-        } else {
+            m = n;
+        } else if (by_cols) {
             b = tb ? B + (size_t)i0 * ldb : B + i0;
             cc = C + i0;
+            nn = n;
         }
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    split_m ? n : M, split_m ? N : n, K, 1.0f, a, lda, b, ldb, beta, cc, ldc);
+                    m, nn, K, 1.0f, a, lda, b, ldb, beta, cc, ldc);
     }
 }
 
