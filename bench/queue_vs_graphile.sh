@@ -2,7 +2,10 @@
 # qpo's queue against graphile-worker@0.17.3 on the same throwaway PostgreSQL cluster, same
 # job count, worker processes, concurrency and enqueue batch size, both in batched mode.
 # Runs them alternately ROUNDS times (the machine may be shared: the best round of each is
-# compared) and prints both JSON lines and the ratios.
+# compared) and prints both JSON lines and the ratios. Wall-clock throughput swings with
+# whatever else the machine runs, so each run's CPU seconds are measured too (the workers and
+# the benchmark driver via /usr/bin/time, the server via the postmaster's reaped children):
+# jobs per CPU second is the figure that a busy machine disturbs least.
 #   bench/queue_vs_graphile.sh [--jobs N] [--workers W] [--concurrency C] [--batch B] [--rounds R]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,10 +33,22 @@ url_of() { echo "$admin" | sed "s|:///postgres?|:///$1?|"; }
 
 common=(--jobs "$jobs" --workers "$workers" --concurrency "$concurrency" --batch "$batch"
         --latency-jobs "$latency")
+postmaster=$(head -n1 "$tmp/pg/postmaster.pid")
+tick=$(getconf CLK_TCK)
+server_cpu() { awk -v t="$tick" '{printf "%.2f", ($14 + $15 + $16 + $17) / t}' "/proc/$postmaster/stat"; }
+# run NAME CMD...: appends CMD's JSON line, with cpu_s (client + server) added, to NAME.jsonl.
+run() {
+  local name=$1; shift
+  local before; before=$(server_cpu)
+  /usr/bin/time -f "%U %S" -o "$tmp/time" "$@" >"$tmp/line"
+  sleep 0.2 # the server reaps the benchmark's backends
+  local cpu; cpu=$(awk -v b="$before" -v a="$(server_cpu)" '{printf "%.2f", $1 + $2 + a - b}' "$tmp/time")
+  sed "s/}\$/,\"cpu_s\":$cpu}/" "$tmp/line" >>"$tmp/$name.jsonl"
+}
 for r in $(seq 1 "$rounds"); do
   psql -q "$admin" -c "CREATE DATABASE qpo_$r" -c "CREATE DATABASE graphile_$r"
-  "$qpo" bench queue "${common[@]}" --json --db "$(url_of "qpo_$r")" >>"$tmp/qpo.jsonl"
-  DATABASE_URL=$(url_of "graphile_$r") node bench/graphile/bench.js "${common[@]}" >>"$tmp/gw.jsonl"
+  run qpo "$qpo" bench queue "${common[@]}" --json --db "$(url_of "qpo_$r")"
+  run gw env DATABASE_URL="$(url_of "graphile_$r")" node bench/graphile/bench.js "${common[@]}"
 done
 cat "$tmp/qpo.jsonl" "$tmp/gw.jsonl"
 node -e '
@@ -41,9 +56,13 @@ const fs = require("fs");
 const read = (f) => fs.readFileSync(f, "utf8").trim().split("\n").map(JSON.parse);
 const q = read(process.argv[1]), g = read(process.argv[2]);
 const best = (rows, k, hi) => rows.map((r) => r[k]).sort((a, b) => hi ? b - a : a - b)[0];
+const perCpu = (r) => (r.jobs + r.latency_jobs) / r.cpu_s; /* every job enqueued and worked */
 const qt = best(q, "jobs_per_s", true), gt = best(g, "jobs_per_s", true);
 const ql = best(q, "p50_ms", false), gl = best(g, "p50_ms", false);
+const qc = Math.max(...q.map(perCpu)), gc = Math.max(...g.map(perCpu));
 console.log(JSON.stringify({
   qpo_jobs_per_s: qt, graphile_jobs_per_s: gt, throughput_ratio: +(qt / gt).toFixed(2),
+  qpo_jobs_per_cpu_s: Math.round(qc), graphile_jobs_per_cpu_s: Math.round(gc),
+  cpu_efficiency_ratio: +(qc / gc).toFixed(2),
   qpo_p50_ms: ql, graphile_p50_ms: gl, target: "ratio >= 1.2 (job_events on), qpo p50 < 5 ms",
 }));' "$tmp/qpo.jsonl" "$tmp/gw.jsonl"
