@@ -8,6 +8,8 @@
 
 #define EOT_TEXT "<|endoftext|>"
 
+_Static_assert(QPO_PGDT_QLEN == QPO_PGDT_PLEN, "queries and prompts share encode_fixed's width");
+
 /* Tokens of text[0..len) then optionally eos, cut to 40, padded with eos, mask on the real
  * ones. */
 static int encode_fixed(const qpo_tokenizer *tok, const char *text, size_t len, int add_eos,

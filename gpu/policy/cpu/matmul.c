@@ -11,21 +11,21 @@
 
 /* Fixed chunk sizes, never derived from the thread count: the same shapes always make the
  * same sgemm calls, so results are bitwise the same with any number of threads. */
-#define COL_CHUNK 256
-#define ROW_CHUNK 128
+#define CHUNK 128
 
 void qpo_cpu_blas_init(void) {
     openblas_set_num_threads(1);
 }
 
-/* C[M,N] = op(A) op(B) + beta C, row-major, cut into column chunks (wide outputs) or row chunks
- * that OpenMP threads share; never cut along K, so every element is one sgemm sum. */
+/* C[M,N] = op(A) op(B) + beta C, row-major, cut into row or column chunks that OpenMP threads
+ * share; never cut along K, so every element is one sgemm sum. */
 static void par_sgemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
                       int ldb, float beta, float *C, int ldc) {
-    int by_cols = N >= 2 * COL_CHUNK, by_rows = !by_cols && M >= 2 * ROW_CHUNK;
-    int chunk = by_cols ? COL_CHUNK : by_rows ? ROW_CHUNK : (M > N ? M : N);
-    int len = by_rows ? M : N;
-    int nchunks = by_cols || by_rows ? (len + chunk - 1) / chunk : 1;
+    /* the longer side is cut, so that there are enough chunks to share */
+    int split = (M > N ? M : N) >= 2 * CHUNK;
+    int by_rows = split && M > N, by_cols = split && !by_rows;
+    int len = by_rows ? M : N, chunk = split ? CHUNK : len;
+    int nchunks = (len + chunk - 1) / chunk;
 #pragma omp parallel for schedule(dynamic)
     for (int c = 0; c < nchunks; c++) {
         int i0 = c * chunk, n = len - i0 < chunk ? len - i0 : chunk;
