@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -117,6 +118,23 @@ static void test_sigkill_mid_training_resumes_bitwise(void **state) {
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints WHERE job_id = 1 AND "
                                    "(training->>'resumed_from_epoch')::int >= 2"),
                      1);
+
+    /* Nothing half-written is left: the last epoch's folder and the final weights. */
+    char loop_dir[PATH_MAX];
+    snprintf(loop_dir, sizeof loop_dir, "%s/run-%lld/loop-1", f.ckpt_root, (long long)f.run_id);
+    DIR *d = opendir(loop_dir);
+    assert_non_null(d);
+    struct dirent *e;
+    int entries = 0;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            entries++;
+            if (strcmp(e->d_name, "epoch-000006") && strcmp(e->d_name, "policy.safetensors"))
+                fail_msg("unexpected %s in %s", e->d_name, loop_dir);
+        }
+    }
+    closedir(d);
+    assert_int_equal(entries, 2);
 
     size_t na, nb;
     unsigned char *a = slurp(calm_path, &na), *b = slurp(final, &nb);

@@ -171,6 +171,22 @@ static void prune_before(const char *loop_dir, int epoch) {
     closedir(d);
 }
 
+void qpo_ckpt_clean_tmp(const char *loop_dir) {
+    DIR *d = opendir(loop_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[PATH_MAX];
+    while ((e = readdir(d))) {
+        if (!strncmp(e->d_name, ".tmp-", 5)) {
+            snprintf(path, sizeof path, "%s/%s", loop_dir, e->d_name);
+            if (unlink(path))
+                remove_tree(path);
+        }
+    }
+    closedir(d);
+}
+
 int qpo_ckpt_save_epoch(qpo_trainer *tr, const char *loop_dir, const qpo_epoch_info *info,
                         qpo_epoch_info *saved, qpo_err *err) {
     char tmp[PATH_MAX], file[PATH_MAX + 32], final[PATH_MAX], msg[512];

@@ -234,6 +234,7 @@ static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int
     const char *root = env->checkpoint_root ? env->checkpoint_root : qpo_trainer_checkpoint_root();
     if (qpo_ckpt_loop_dir(root, run->id, loop, loop_dir, sizeof loop_dir, err))
         return QPO_JOB_RETRY;
+    qpo_ckpt_clean_tmp(loop_dir);
     qpo_policy_config cfg;
     qpo_train_data data;
     if (qpo_trainer_policy_config(run, tok, &cfg, err) ||
