@@ -272,9 +272,35 @@ static void test_errors_name_the_fix(void **state) {
     tfx_teardown(&f);
 }
 
+/* Decoded byte-level prompts may cut a character in half or hold NUL; PostgreSQL text must get
+ * neither. */
+static void test_prompt_text_is_valid_utf8(void **state) {
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"plain", 5, "plain"},
+        {"caf\xc3\xa9", 5, "caf\xc3\xa9"},
+        {"cut \xe2\x82", 6, "cut \xef\xbf\xbd\xef\xbf\xbd"},
+        {"a\0b", 3, "ab"},
+        {"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},                 /* overlong '/' */
+        {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
+        {"\xf0\x9f\x98\x80!", 5, "\xf0\x9f\x98\x80!"},
+        {"\xff", 1, "\xef\xbf\xbd"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = qpo_text_clean_utf8(cases[i].in, cases[i].len);
+        assert_string_equal(got, cases[i].out);
+        free(got);
+    }
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prompt_text_is_valid_utf8),
         cmocka_unit_test(test_train_then_generate),
         cmocka_unit_test(test_determinism_and_resume),
         cmocka_unit_test(test_merge_filter_dedup_and_loop2),

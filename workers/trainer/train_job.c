@@ -85,8 +85,10 @@ static qpo_policy *initial_policy(const qpo_trun *run, const qpo_tokenizer *tok,
 static qpo_trainer *resume(const char *loop_dir, const train_plan *tp, const qpo_records *data,
                            qpo_policy **out_p, qpo_epoch_info *info, qpo_err *err) {
     int found = qpo_ckpt_latest(loop_dir, info, err);
-    if (found != 0)
-        return NULL; /* none, or an unreadable folder: both start from the loop's init */
+    if (found != 0) {
+        qpo_err_clear(err); /* none, or an unreadable folder: both start from the loop's init */
+        return NULL;
+    }
     char path[PATH_MAX + 64], sha[65], msg[512];
     qpo_ckpt_epoch_path(loop_dir, info->epoch, "policy.safetensors", path, sizeof path);
     int64_t bytes;
