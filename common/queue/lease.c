@@ -41,6 +41,27 @@ void qpo_claimed_free(qpo_claimed *jobs, size_t n) {
     free(jobs);
 }
 
+/* Claimed jobs from rows [first..] of res whose columns start at col (id, kind, attempt,
+ * max_attempts, run_id, payload). */
+static void claimed_rows(PGresult *res, int first, int col, qpo_claimed **out, size_t *n) {
+    int rows = PQntuples(res) - first;
+    qpo_claimed *jobs = rows > 0 ? calloc((size_t)rows, sizeof(*jobs)) : NULL;
+    for (int i = 0; i < rows; i++) {
+        int r = first + i;
+        jobs[i].id = qpo_db_int64(res, r, col);
+        jobs[i].kind = strdup(PQgetvalue(res, r, col + 1));
+        jobs[i].attempt = (int)qpo_db_int64(res, r, col + 2);
+        jobs[i].max_attempts = (int)qpo_db_int64(res, r, col + 3);
+        jobs[i].run_id = qpo_db_int64(res, r, col + 4);
+        /* jsonb output is always valid JSON; an empty object stands in if memory ran out. */
+        jobs[i].payload = json_loads(PQgetvalue(res, r, col + 5), 0, NULL);
+        if (!jobs[i].payload)
+            jobs[i].payload = json_object();
+    }
+    *out = jobs;
+    *n = rows > 0 ? (size_t)rows : 0;
+}
+
 int qpo_claim(PGconn *conn, const char *job_class, const char *const *kinds, size_t nkinds, int max,
               const char *owner, double lease_s, qpo_claimed **out, size_t *n, qpo_err *err) {
     *out = NULL;
@@ -55,22 +76,8 @@ int qpo_claim(PGconn *conn, const char *job_class, const char *const *kinds, siz
     qpo_sb_free(&k);
     if (!res)
         return -1;
-    int rows = PQntuples(res);
-    qpo_claimed *jobs = rows ? calloc((size_t)rows, sizeof(*jobs)) : NULL;
-    for (int i = 0; i < rows; i++) {
-        jobs[i].id = qpo_db_int64(res, i, 0);
-        jobs[i].kind = strdup(PQgetvalue(res, i, 1));
-        jobs[i].attempt = (int)qpo_db_int64(res, i, 2);
-        jobs[i].max_attempts = (int)qpo_db_int64(res, i, 3);
-        jobs[i].run_id = qpo_db_int64(res, i, 4);
-        /* jsonb output is always valid JSON; an empty object stands in if memory ran out. */
-        jobs[i].payload = json_loads(PQgetvalue(res, i, 5), 0, NULL);
-        if (!jobs[i].payload)
-            jobs[i].payload = json_object();
-    }
+    claimed_rows(res, 0, 0, out, n);
     PQclear(res);
-    *out = jobs;
-    *n = (size_t)rows;
     return 0;
 }
 
@@ -86,21 +93,26 @@ static void mark_returned(PGresult *res, const qpo_lease_ref *refs, size_t n, bo
     }
 }
 
+/* One JSON array of the results (null where none), indexed by ordinality in SQL. */
+static void results_array(qpo_strbuf *b, json_t *const *results, size_t n) {
+    qpo_sb_init(b);
+    qpo_sb_puts(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            qpo_sb_puts(b, ",");
+        char *text =
+            results && results[i] ? json_dumps(results[i], JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        qpo_sb_puts(b, text ? text : "null");
+        free(text);
+    }
+    qpo_sb_puts(b, "]");
+}
+
 int qpo_complete_batch(PGconn *conn, const char *owner, const qpo_lease_ref *refs,
                        json_t *const *results, size_t n, bool *completed, qpo_err *err) {
     qpo_strbuf ids, attempts, res_json;
     refs_arrays(&ids, &attempts, refs, n);
-    qpo_sb_init(&res_json);
-    qpo_sb_puts(&res_json, "[");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            qpo_sb_puts(&res_json, ",");
-        char *text =
-            results && results[i] ? json_dumps(results[i], JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        qpo_sb_puts(&res_json, text ? text : "null");
-        free(text);
-    }
-    qpo_sb_puts(&res_json, "]");
+    results_array(&res_json, results, n);
     const char *params[] = {ids.s, attempts.s, res_json.s, owner};
     PGresult *res = qpo_queue_exec(conn, "queue_complete_batch", 4, params, err);
     qpo_sb_free(&ids);
@@ -109,6 +121,43 @@ int qpo_complete_batch(PGconn *conn, const char *owner, const qpo_lease_ref *ref
     if (!res)
         return -1;
     mark_returned(res, refs, n, completed);
+    PQclear(res);
+    return 0;
+}
+
+int qpo_complete_and_claim(PGconn *conn, const char *owner, const qpo_lease_ref *refs,
+                           json_t *const *results, size_t n, bool *completed, const char *job_class,
+                           const char *const *kinds, size_t nkinds, int max, double lease_s,
+                           qpo_claimed **out, size_t *nclaimed, qpo_err *err) {
+    *out = NULL;
+    *nclaimed = 0;
+    qpo_strbuf ids, attempts, res_json, k;
+    refs_arrays(&ids, &attempts, refs, n);
+    results_array(&res_json, results, n);
+    kinds_array(&k, kinds, nkinds);
+    char maxs[16], lease[32];
+    snprintf(maxs, sizeof(maxs), "%d", max);
+    snprintf(lease, sizeof(lease), "%.3f", lease_s);
+    const char *params[] = {ids.s, attempts.s, res_json.s, owner, job_class, k.s, maxs, lease};
+    PGresult *res = qpo_queue_exec(conn, "queue_complete_and_claim", 8, params, err);
+    qpo_sb_free(&ids);
+    qpo_sb_free(&attempts);
+    qpo_sb_free(&res_json);
+    qpo_sb_free(&k);
+    if (!res)
+        return -1;
+    int done = 0;
+    while (done < PQntuples(res) && PQgetvalue(res, done, 0)[0] == 'd')
+        done++;
+    for (size_t i = 0; i < n; i++)
+        completed[i] = false;
+    for (int r = 0; r < done; r++) {
+        int64_t id = qpo_db_int64(res, r, 1);
+        for (size_t i = 0; i < n; i++)
+            if (refs[i].id == id)
+                completed[i] = true;
+    }
+    claimed_rows(res, done, 1, out, nclaimed);
     PQclear(res);
     return 0;
 }

@@ -5,9 +5,9 @@
 
 #include "db.h"
 
-static const char *const hot[] = {"queue_claim",      "queue_complete_batch", "queue_heartbeat",
-                                  "queue_fence_lock", "queue_enqueue_batch",  "queue_fail",
-                                  "queue_count_done"};
+static const char *const hot[] = {"queue_claim",      "queue_complete_batch",    "queue_heartbeat",
+                                  "queue_fence_lock", "queue_enqueue_batch",     "queue_fail",
+                                  "queue_count_done", "queue_complete_and_claim"};
 enum { NHOT = sizeof(hot) / sizeof(hot[0]), NCACHE = 8 };
 
 typedef struct prepared_set {

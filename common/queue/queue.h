@@ -74,6 +74,13 @@ void qpo_claimed_free(qpo_claimed *jobs, size_t n);
 int qpo_complete_batch(PGconn *conn, const char *owner, const qpo_lease_ref *refs,
                        json_t *const *results, size_t n, bool *completed, qpo_err *err);
 
+/* qpo_complete_batch and qpo_claim in one statement (one round trip, one commit): the
+ * worker's steady state. */
+int qpo_complete_and_claim(PGconn *conn, const char *owner, const qpo_lease_ref *refs,
+                           json_t *const *results, size_t n, bool *completed, const char *job_class,
+                           const char *const *kinds, size_t nkinds, int max, double lease_s,
+                           qpo_claimed **out, size_t *nclaimed, qpo_err *err);
+
 /* Inside an open transaction: locks the job if the fence holds (*held). */
 int qpo_fence_lock(PGconn *conn, const char *owner, qpo_lease_ref ref, bool *held, qpo_err *err);
 

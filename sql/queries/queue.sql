@@ -66,6 +66,40 @@ UPDATE qpo.jobs j
  WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' AND j.lease_owner = $4
 RETURNING j.id;
 
+-- name: queue_complete_and_claim
+-- The worker's steady state in one round trip and one commit: complete the finished jobs
+-- (fenced, as queue_complete_batch) and claim up to $7 more (as queue_claim). The two sets are
+-- disjoint (running vs queued/failed rows). Rows: ('d', id) per completed job, then
+-- ('c', id, kind, attempt, max_attempts, run_id, payload) per claimed one.
+-- $1 ids, $2 attempts, $3 results, $4 owner, $5 class, $6 kinds, $7 how many, $8 lease s.
+WITH done AS (
+    UPDATE qpo.jobs j
+       SET state = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+           result = NULLIF(($3::jsonb) -> (u.ord::int - 1), 'null'::jsonb)
+      FROM unnest($1::bigint[], $2::int[]) WITH ORDINALITY AS u(id, attempt, ord)
+     WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' AND j.lease_owner = $4
+    RETURNING j.id
+), c AS (
+    SELECT id FROM qpo.jobs
+     WHERE state IN ('queued', 'failed') AND class = $5 AND kind = ANY ($6::text[])
+       AND run_after <= now() AND attempt < max_attempts
+     ORDER BY priority DESC, run_after, id
+     LIMIT $7
+       FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE qpo.jobs j
+       SET state = 'running', attempt = j.attempt + 1, lease_owner = $4,
+           lease_expires_at = now() + make_interval(secs => $8::double precision),
+           started_at = now()
+      FROM c
+     WHERE j.id = c.id
+    RETURNING j.id, j.kind, j.attempt, j.max_attempts, coalesce(j.run_id, 0) AS run_id, j.payload
+)
+SELECT 'd', id, NULL, NULL, NULL, NULL, NULL FROM done
+UNION ALL
+SELECT 'c', id, kind, attempt, max_attempts, run_id, payload FROM claimed
+ORDER BY 1 DESC;
+
 -- name: queue_fence_lock
 -- Inside the completing transaction: holds the job while the handler's rows are written.
 SELECT 1 FROM qpo.jobs

@@ -22,8 +22,9 @@ static bool batchable(const item *it) {
     return it->status == QPO_JOB_OK && !it->settled && !it->released;
 }
 
-/* Completes the batchable items of w->pending. false: connection lost. */
-static bool complete_batch(worker *w) {
+/* Completes the batchable items of w->pending, claiming up to claim_max more jobs in the
+ * same statement. false: connection lost. */
+static bool complete_batch(worker *w, int claim_max, qpo_claimed **claimed, size_t *nclaimed) {
     size_t n = 0;
     for (item *it = w->pending; it; it = it->next)
         n += batchable(it);
@@ -42,7 +43,11 @@ static bool complete_batch(worker *w) {
         }
     qpo_err err = {0};
     bool ok = true;
-    if (qpo_complete_batch(w->conn, w->o.name, refs, results, n, done, &err) == 0) {
+    int rc = claim_max > 0 ? qpo_complete_and_claim(w->conn, w->o.name, refs, results, n, done,
+                                                    w->o.job_class, w->kinds, w->nkinds, claim_max,
+                                                    w->o.lease_s, claimed, nclaimed, &err)
+                           : qpo_complete_batch(w->conn, w->o.name, refs, results, n, done, &err);
+    if (rc == 0) {
         for (size_t i = 0; i < n; i++) {
             items[i]->settled = true;
             if (!done[i])
@@ -113,10 +118,12 @@ static bool settle_one(worker *w, item *it) {
     return true;
 }
 
-bool settle_pending(worker *w) {
+bool settle_pending(worker *w, int claim_max, qpo_claimed **claimed, size_t *nclaimed) {
+    *claimed = NULL;
+    *nclaimed = 0;
     if (!w->conn)
         return false;
-    if (!complete_batch(w))
+    if (!complete_batch(w, claim_max, claimed, nclaimed))
         return false;
     item **link = &w->pending;
     while (*link) {

@@ -177,6 +177,21 @@ static void claim_more(worker *w) {
     }
 }
 
+/* Writes finished outcomes and, in the same statement, claims as many jobs as that frees
+ * slots for. */
+static void settle_and_refill(worker *w) {
+    size_t npending = 0;
+    for (item *it = w->pending; it; it = it->next)
+        npending++;
+    int free_after = w->o.concurrency - (int)w->nheld + (int)npending;
+    qpo_claimed *jobs = NULL;
+    size_t n = 0;
+    settle_pending(w, w->draining || !w->conn ? 0 : free_after, &jobs, &n);
+    if (n)
+        w->claim_calls++;
+    dispatch(w, jobs, n);
+}
+
 static void on_done(evutil_socket_t fd, short what, void *arg) {
     worker *w = arg;
     pthread_mutex_lock(&w->mu);
@@ -189,7 +204,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
         w->pending = done;
         done = next;
     }
-    settle_pending(w);
+    settle_and_refill(w);
     claim_more(w);
     finish_if_drained(w);
 }
@@ -209,7 +224,7 @@ static void on_socket(evutil_socket_t fd, short what, void *arg) {
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
     worker *w = arg;
-    settle_pending(w);
+    settle_and_refill(w);
     claim_more(w);
 }
 
@@ -238,7 +253,7 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg) {
     }
     qpo_info("worker %s: reconnected", w->o.name);
     heartbeat(w);
-    settle_pending(w);
+    settle_and_refill(w);
     claim_more(w);
     finish_if_drained(w);
 }
@@ -247,8 +262,9 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg) {
  * are told to stop. Finished outcomes are written first. */
 static void on_grace(evutil_socket_t fd, short what, void *arg) {
     worker *w = arg;
-    settle_pending(w);
-    size_t n = 0;
+    qpo_claimed *none = NULL;
+    size_t nnone = 0, n = 0;
+    settle_pending(w, 0, &none, &nnone);
     qpo_lease_ref *refs = malloc((w->nheld + 1) * sizeof(*refs));
     for (size_t i = 0; i < w->nheld; i++) {
         item *it = w->held[i];
@@ -381,8 +397,11 @@ static void teardown(worker *w) {
         w->pending = done;
         done = next;
     }
-    if (w->conn)
-        settle_pending(w);
+    if (w->conn) {
+        qpo_claimed *none = NULL;
+        size_t n = 0;
+        settle_pending(w, 0, &none, &n);
+    }
     for (item *it = w->pending, *next; it; it = next) {
         next = it->next;
         held_remove(w, it);
@@ -419,7 +438,7 @@ int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err) {
     if (rc == 0)
         rc = setup_events(w, err);
     if (rc == 0) {
-        w->held = calloc((size_t)opts->concurrency, sizeof(item *));
+        w->held = calloc(2 * (size_t)opts->concurrency, sizeof(item *));
         connect_main(w);
         if (!w->conn) { /* the first connection must work: a typo in --db is not an outage */
             PGconn *probe = qpo_db_connect(opts->conninfo, w->app_name, err);

@@ -53,7 +53,7 @@ typedef struct worker {
     /* Main thread only. */
     pthread_t *threads;
     qpo_job_ctx *ctxs;
-    item **held; /* claimed and not yet settled */
+    item **held; /* claimed and not yet settled; room for 2 x concurrency */
     size_t nheld;
     item *pending; /* finished by a handler, outcome not yet written */
     bool draining;
@@ -70,8 +70,10 @@ bool slots_stop(worker *w, double wait_s);
 void item_free(item *it);
 
 /* settle.c: writes the outcomes of w->pending; false when the connection was lost midway
- * (the rest stays pending for the next try). */
-bool settle_pending(worker *w);
+ * (the rest stays pending for the next try). With claim_max > 0 the completing statement
+ * also claims up to that many jobs (*claimed, for the caller to dispatch): one round trip
+ * and one commit per cycle in the steady state. */
+bool settle_pending(worker *w, int claim_max, qpo_claimed **claimed, size_t *nclaimed);
 void held_remove(worker *w, item *it);
 
 /* worker.c */
