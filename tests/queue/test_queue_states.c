@@ -378,6 +378,42 @@ static void test_cancel_and_release(void **state) {
     PQfinish(conn);
 }
 
+static void test_complete_and_claim_in_one_statement(void **state) {
+    PGconn *conn = fresh();
+    qpo_err err = {0};
+    for (int i = 0; i < 5; i++)
+        enqueue(conn, "noop", NULL);
+    qpo_lease_ref mine = claim_one(conn, "noop", "w", 30);
+    qpo_lease_ref stale = claim_one(conn, "noop", "w", 30);
+    stale.attempt = 7; /* a claim that is not the current one */
+    qpo_lease_ref refs[] = {mine, stale};
+    json_t *results[] = {json_pack("{si}", "n", 1), NULL};
+    bool done[2];
+    const char *kinds[] = {"noop"};
+    qpo_claimed *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(qpo_complete_and_claim(conn, "w", refs, results, 2, done, "cpu", kinds, 1, 2,
+                                            30, &jobs, &n, &err),
+                     0);
+    json_decref(results[0]);
+    assert_true(done[0]);
+    assert_false(done[1]);
+    assert_int_equal(n, 2);
+    assert_int_equal(jobs[0].attempt, 1);
+    assert_string_equal(jobs[0].kind, "noop");
+    assert_true(json_is_object(jobs[0].payload));
+    qpo_claimed_free(jobs, n);
+    assert_string_equal(qt_text(conn, "SELECT string_agg(state, ' ' ORDER BY id) FROM qpo.jobs"),
+                        "succeeded running running running queued");
+    assert_int_equal(qt_int(conn, "SELECT count(*) FROM qpo.job_events WHERE to_state = "
+                                  "'running'"),
+                     4);
+    assert_int_equal(qt_int(conn, "SELECT count(*) FROM qpo.job_events WHERE to_state = "
+                                  "'succeeded'"),
+                     1);
+    PQfinish(conn);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
@@ -385,6 +421,7 @@ int main(void) {
         cmocka_unit_test(test_schema_refuses_impossible_states),
         cmocka_unit_test(test_job_events_are_append_only),
         cmocka_unit_test(test_claim_complete_and_history),
+        cmocka_unit_test(test_complete_and_claim_in_one_statement),
         cmocka_unit_test(test_idempotent_enqueue),
         cmocka_unit_test(test_dependencies_unblock_and_cancel),
         cmocka_unit_test(test_retries_back_off_then_die),
