@@ -150,6 +150,37 @@ static void test_determinism_and_resume(void **state) {
     tfx_teardown(&c);
 }
 
+/* An epoch saved from other data (D_0 grew between attempts) is not resumed from: the loop
+ * starts over and ends where a calm run on the new data ends. */
+static void test_changed_data_starts_over(void **state) {
+    (void)state;
+    static const char *extra = "INSERT INTO qpo.d0_records (task, setting, target, source, "
+                               "query, prompt, acc, avg_acc, raw_reward) VALUES "
+                               "('tweet_emotion', 'few_shot', 'sim', 'late', 'a late tweet', "
+                               "'Late prompt.<|endoftext|>', 1, 1, 7)";
+    tfx f, calm;
+    tfx_setup(&f, qpo_pgtest_new_db(pg), NULL);
+    char payload[256];
+    tfx_payload(&f, "train", 1, payload, sizeof payload);
+    qpo_err err = {0};
+    assert_int_equal(tfx_run(&f, qpo_trainer_job_train, payload, 1, NULL, &err), QPO_JOB_CANCELLED);
+    db_ok(f.conn, extra);
+    json_t *res = NULL;
+    assert_int_equal(tfx_run(&f, qpo_trainer_job_train, payload, 0, &res, &err), QPO_JOB_OK);
+    assert_int_equal(json_integer_value(json_object_get(res, "resumed_from_epoch")), 0);
+    assert_int_equal(json_integer_value(json_object_get(res, "records")), 41);
+    json_decref(res);
+
+    tfx_setup(&calm, qpo_pgtest_new_db(pg), NULL);
+    db_ok(calm.conn, extra);
+    run_ok(&calm, qpo_trainer_job_train, "train", 1, NULL);
+    char *a = checkpoint_sha(&f, 1), *b = checkpoint_sha(&calm, 1);
+    assert_string_equal(a, b);
+    free(a), free(b);
+    tfx_teardown(&f);
+    tfx_teardown(&calm);
+}
+
 static void insert_reward(tfx *f, int loop, int item, const char *query, const char *prompt,
                           double raw) {
     char sql[1024];
@@ -303,6 +334,7 @@ int main(void) {
         cmocka_unit_test(test_prompt_text_is_valid_utf8),
         cmocka_unit_test(test_train_then_generate),
         cmocka_unit_test(test_determinism_and_resume),
+        cmocka_unit_test(test_changed_data_starts_over),
         cmocka_unit_test(test_merge_filter_dedup_and_loop2),
         cmocka_unit_test(test_errors_name_the_fix),
     };

@@ -171,6 +171,10 @@ static void prune_before(const char *loop_dir, int epoch) {
     closedir(d);
 }
 
+void qpo_ckpt_clear_epochs(const char *loop_dir) {
+    prune_before(loop_dir, INT_MAX);
+}
+
 void qpo_ckpt_clean_tmp(const char *loop_dir) {
     DIR *d = opendir(loop_dir);
     if (!d)

@@ -109,6 +109,7 @@ static qpo_trainer *resume(const char *loop_dir, const train_plan *tp, const qpo
         return tr;
     }
     qpo_warn("not resuming from %s: %s; training the loop from its start", path, msg);
+    qpo_ckpt_clear_epochs(loop_dir);
     qpo_trainer_free(tr);
     qpo_policy_free(p);
     qpo_err_clear(err);

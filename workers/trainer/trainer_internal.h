@@ -54,6 +54,8 @@ int qpo_ckpt_loop_dir(const char *root, int64_t run, int loop, char *out, size_t
                       qpo_err *err); /* made if missing; absolute */
 int qpo_ckpt_save_epoch(qpo_trainer *tr, const char *loop_dir, const qpo_epoch_info *info,
                         qpo_epoch_info *saved, qpo_err *err);
+/* Removes every epoch folder: a start-over must not meet an older attempt's epochs. */
+void qpo_ckpt_clear_epochs(const char *loop_dir);
 /* Removes what killed attempts left half-written (.tmp-* entries). */
 void qpo_ckpt_clean_tmp(const char *loop_dir);
 /* The newest complete epoch folder's info (0: found; 1: none; -1: error). */
