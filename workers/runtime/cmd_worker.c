@@ -12,12 +12,13 @@
 
 static void worker_usage(FILE *out) {
     fprintf(out,
-            "usage: qpo worker --class cpu|gpu --name NAME [--kinds K1,K2] [--concurrency N]\n"
+            "usage: qpo worker --class cpu|gpu [--name NAME] [--kinds K1,K2] [--concurrency N]\n"
             "                  [--lease SECONDS] [--exit-when-idle] [--grace SECONDS]\n"
             "                  [--poll SECONDS] [--backoff-ms BASE[,CAP]] [--db CONNINFO]\n\n"
             "Claims jobs of one class and runs them on N handler threads. SIGTERM/SIGINT: stop\n"
             "claiming, let running jobs finish within --grace (default 30 s), then put them\n"
             "back in the queue without spending an attempt; a second signal does that at once.\n\n"
+            "  --name           the lease owner, in logs and job_events (default worker-PID)\n"
             "  --kinds          kinds to run (default: every kind of the class listed below)\n"
             "  --lease          lease length, heartbeats every third of it (default 30)\n"
             "  --exit-when-idle exit once it holds nothing and no job of its kinds is blocked,\n"
