@@ -346,6 +346,16 @@ static void test_score_jobs_baseline_and_policy_prompts(void **state) {
                          "prompt");
     run_job_expect_fatal(info, qpo_reward_job_reward, "{\"run_id\":9,\"loop\":1,\"batch\":0}",
                          "no run 9");
+    /* An empty baseline prompt is InstructEval's no_instruction: scored, not refused. */
+    sim_start(&sim, info, "");
+    reward_db_set_target(conn, sim.base_url, "{}");
+    json_decref(run_job(info, qpo_reward_job_score,
+                        "{\"run_id\":1,\"loop\":0,\"shard\":0,\"shards\":2,\"source\":"
+                        "\"baseline:no_instruction\",\"prompt\":\"\"}"));
+    sim_stop(&sim);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.eval_scores "
+                                    "WHERE source = 'baseline:no_instruction' AND prompt = ''"),
+                     20);
     PQfinish(conn);
     free(info);
 }

@@ -20,15 +20,24 @@ int qpo_payload_int(const json_t *payload, const char *key, int64_t *out, qpo_er
     return 0;
 }
 
-const char *qpo_payload_str(const json_t *payload, const char *key, qpo_err *err) {
+static const char *payload_string(const json_t *payload, const char *key, bool allow_empty,
+                                  qpo_err *err) {
     const json_t *v = json_object_get(payload, key);
-    if (!json_is_string(v) || !*json_string_value(v)) {
+    if (!json_is_string(v) || (!allow_empty && !*json_string_value(v))) {
         qpo_err_set(err, QPO_EXIT_USAGE, "job payload field \"%s\" must be a non-empty string",
                     key);
         qpo_err_hint(err, "see docs/data-model.md, \"Job kinds and payloads\"");
         return NULL;
     }
     return json_string_value(v);
+}
+
+const char *qpo_payload_str(const json_t *payload, const char *key, qpo_err *err) {
+    return payload_string(payload, key, false, err);
+}
+
+const char *qpo_payload_str_or_empty(const json_t *payload, const char *key, qpo_err *err) {
+    return payload_string(payload, key, true, err);
 }
 
 static char *dup_cell(const PGresult *res, int row, int col) {

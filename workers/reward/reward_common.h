@@ -16,6 +16,8 @@
 /* Required integer / string payload fields; QPO_EXIT_USAGE naming the field otherwise. */
 int qpo_payload_int(const json_t *payload, const char *key, int64_t *out, qpo_err *err);
 const char *qpo_payload_str(const json_t *payload, const char *key, qpo_err *err);
+/* The same, accepting "" (a baseline prompt may be empty: InstructEval's no_instruction). */
+const char *qpo_payload_str_or_empty(const json_t *payload, const char *key, qpo_err *err);
 
 typedef struct qpo_run_info {
     char task[64], setting[16], target[128];

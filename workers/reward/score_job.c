@@ -30,7 +30,7 @@ static int read_payload(const json_t *payload, score_shard *sh, qpo_err *err) {
                            (long long)sh->shard, (long long)sh->shards);
     }
     if (strncmp(sh->source, "baseline:", 9) == 0) {
-        sh->prompt = qpo_payload_str(payload, "prompt", err);
+        sh->prompt = qpo_payload_str_or_empty(payload, "prompt", err);
         return sh->prompt ? 0 : -1;
     }
     if (strcmp(sh->source, "qpo") != 0) {
