@@ -300,6 +300,10 @@ static void test_errors_name_the_fix(void **state) {
                              "{\"run_id\": 1, \"loop\": 1, \"batches\": 3, \"batch_size\": 5}", 0,
                              NULL, &err),
                      QPO_JOB_FATAL);
+    assert_int_equal(tfx_run(&f, qpo_trainer_job_evaluate_generate,
+                             "{\"run_id\": 1, \"loop\": 1, \"test_size\": 7}", 0, NULL, &err),
+                     QPO_JOB_FATAL);
+    assert_non_null(strstr(err.msg, "test_size 7"));
     tfx_teardown(&f);
 }
 

@@ -127,12 +127,15 @@ static qpo_job_status generate(const qpo_trainer_env *env, const json_t *payload
     if (qpo_trun_from_payload(env->conn, payload, &run, &loop, err))
         return qpo_trainer_fail(err);
     qpo_tokenizer *tok = qpo_trainer_tokenizer(&run, err);
-    qpo_policy *p = tok ? qpo_trainer_load_checkpoint(env->conn, run.id, loop, tok, err) : NULL;
     gen_items g = {0};
+    /* The payload and selection first: a bad payload is refused before loading weights. */
+    qpo_policy *p = tok && select(env, &run, loop, payload, tok, &g, err) == 0
+                        ? qpo_trainer_load_checkpoint(env->conn, run.id, loop, tok, err)
+                        : NULL;
     int32_t *ids = NULL;
     int *len = NULL;
     qpo_job_status s = QPO_JOB_OK;
-    if (!p || select(env, &run, loop, payload, tok, &g, err)) {
+    if (!p) {
         s = qpo_trainer_fail(err);
     } else {
         qpo_gen_opts o;
@@ -207,8 +210,13 @@ static int select_test(const qpo_trainer_env *env, const qpo_trun *run, int loop
     int64_t n;
     if (qpo_trainer_payload_int(payload, "test_size", &n, err))
         return -1;
-    if (n < 1 || n > 100000000) {
-        qpo_err_set(err, QPO_EXIT_USAGE, "job payload test_size %" PRId64 " is out of range", n);
+    if (n != run->test_size) {
+        /* The score jobs read the run's test sample (qpo.runs.test_size): prompts for any other
+         * sample would never be scored. */
+        qpo_err_set(err, QPO_EXIT_USAGE,
+                    "job payload test_size %" PRId64 " is not run %" PRId64 "'s test_size %d", n,
+                    run->id, run->test_size);
+        qpo_err_hint(err, "plan the job from the run's config");
         return -1;
     }
     char rs[24], ns[24];
