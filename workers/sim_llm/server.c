@@ -258,7 +258,12 @@ static void *worker_main(void *arg) {
 static int worker_init(sim_server *s, worker *w, int fd, qpo_err *err) {
     w->server = s;
     w->rng = sim_mix(s->cfg.faults.seed, (uint64_t)(w - s->workers) + 0x1A7);
-    w->base = event_base_new();
+    /* Precise timers (timerfd): epoll's millisecond timeouts round every latency up. */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    w->base = ec ? event_base_new_with_config(ec) : NULL;
+    if (ec)
+        event_config_free(ec);
     w->http = w->base ? evhttp_new(w->base) : NULL;
     if (!w->http || !evhttp_accept_socket_with_handle(w->http, fd)) {
         close(fd);
