@@ -117,6 +117,39 @@ static void test_parse_finds_item_prompt_and_demos(void **state) {
     free(text);
 }
 
+/* Few-shot: each demonstration set is its own draw of the noise, so acc_q over 5 sets (the
+ * recipe's few-shot reward) takes values between 0 and 1, not only the ends. */
+static void test_demonstration_sets_vary_the_answer(void **state) {
+    qpo_err err = {0};
+    const qpo_task *task = qpo_task_find("tweet_emotion");
+    int varied = 0;
+    for (int p = 0; p < 20 && !varied; p++) {
+        char instruction[64];
+        snprintf(instruction, sizeof(instruction), "Instruction %d: name the emotion.", p);
+        int first = -1;
+        for (int set = 0; set < 5; set++) {
+            qpo_task_example demos[2] = {{data.items[set % 2].fields, set % 2 ? 0 : 3},
+                                         {data.items[(set + 1) % 2].fields, set % 2 ? 3 : 0}};
+            size_t ctx_len;
+            char *text = qpo_task_render_scoring(task, instruction, demos, 1 + set / 3,
+                                                 data.items[2].fields, 0, &ctx_len, &err);
+            assert_non_null(text);
+            sim_label_req r = {0};
+            assert_int_equal(sim_parse_label(&data, text, strlen(text), &r), 0);
+            assert_int_equal(r.pair.n_demos, 1 + set / 3);
+            double L[4];
+            sim_label_logprobs(&r.pair, r.gold, r.n_labels, r.verbalizers, L);
+            int best = 0;
+            for (int k = 1; k < 4; k++)
+                best = L[k] > L[best] ? k : best;
+            varied |= first >= 0 && best != first;
+            first = first < 0 ? best : first;
+            free(text);
+        }
+    }
+    assert_true(varied);
+}
+
 static void test_unknown_texts(void **state) {
     const char *t = "Classify the tweet.\n\nTweet: never seen before\nEmotion: Joy";
     sim_label_req r = {0};
@@ -366,6 +399,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokens_and_codepoint_offsets),
         cmocka_unit_test(test_parse_finds_item_prompt_and_demos),
+        cmocka_unit_test(test_demonstration_sets_vary_the_answer),
         cmocka_unit_test(test_unknown_texts),
         cmocka_unit_test(test_echo_logprobs_carry_the_model),
         cmocka_unit_test(test_generation_and_top_logprobs),
