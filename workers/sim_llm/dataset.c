@@ -270,27 +270,32 @@ static int load_svamp(sim_data *d, const char *path, qpo_err *err) {
     return rc;
 }
 
+/* Where each data set may sit under --data DIR: in its own folder, or DIR being that folder. */
+static const struct {
+    const char *marker; /* a path under DIR that says the data set is there */
+    const char *folder; /* the folder handed to the loader, relative to DIR */
+    int (*load)(sim_data *d, const char *path, qpo_err *err);
+} SOURCES[] = {
+    {"tweet_eval_emotion", "tweet_eval_emotion", load_tweeteval},
+    {"train_text.txt", ".", load_tweeteval},
+    {"gsm8k", "gsm8k", load_gsm8k},
+    {"train.jsonl", ".", load_gsm8k},
+    {"svamp/SVAMP.json", "svamp/SVAMP.json", load_svamp},
+    {"SVAMP.json", "SVAMP.json", load_svamp},
+};
+
 int sim_data_load_dir(sim_data *d, const char *dir, qpo_err *err) {
-    char path[1024];
     int found = 0;
-    snprintf(path, sizeof(path), "%s/tweet_eval_emotion", dir);
-    if (exists(path) && (found = 1, load_tweeteval(d, path, err)))
-        return -1;
-    snprintf(path, sizeof(path), "%s/train_text.txt", dir);
-    if (exists(path) && (found = 1, load_tweeteval(d, dir, err)))
-        return -1;
-    snprintf(path, sizeof(path), "%s/gsm8k", dir);
-    if (exists(path) && (found = 1, load_gsm8k(d, path, err)))
-        return -1;
-    snprintf(path, sizeof(path), "%s/train.jsonl", dir);
-    if (exists(path) && (found = 1, load_gsm8k(d, dir, err)))
-        return -1;
-    snprintf(path, sizeof(path), "%s/svamp/SVAMP.json", dir);
-    if (exists(path) && (found = 1, load_svamp(d, path, err)))
-        return -1;
-    snprintf(path, sizeof(path), "%s/SVAMP.json", dir);
-    if (exists(path) && (found = 1, load_svamp(d, path, err)))
-        return -1;
+    for (size_t i = 0; i < sizeof(SOURCES) / sizeof(SOURCES[0]); i++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/%s", dir, SOURCES[i].marker);
+        if (!exists(path))
+            continue;
+        found = 1;
+        snprintf(path, sizeof(path), "%s/%s", dir, SOURCES[i].folder);
+        if (SOURCES[i].load(d, path, err))
+            return -1;
+    }
     if (!found) {
         qpo_err_set(err, QPO_EXIT_USAGE, "no task data found in --data directory");
         qpo_err_detail(err, "directory: %s", dir);
