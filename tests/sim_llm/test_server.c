@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "faults.h"
@@ -265,6 +266,29 @@ static void test_bad_flags_exit_2(void **state) {
     }
 }
 
+/* A data row the sim cannot read stops it before it serves anything, naming file and line. */
+static void test_bad_data_rows_exit_2(void **state) {
+    char dir[] = "/tmp/qpo-sim-data-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char text[128], labels[128];
+    snprintf(text, sizeof(text), "%s/train_text.txt", dir);
+    snprintf(labels, sizeof(labels), "%s/train_labels.txt", dir);
+    FILE *f = fopen(text, "w");
+    fputs("first tweet\nsecond tweet\n", f);
+    fclose(f);
+    f = fopen(labels, "w");
+    fputs("1\nseven\n", f);
+    fclose(f);
+    const char *args[] = {"--listen", "127.0.0.1:0", "--data", dir, NULL};
+    char err[4096];
+    assert_int_equal(simproc_run(args, err, sizeof(err)), 2);
+    assert_non_null(strstr(err, "bad TweetEval label"));
+    assert_non_null(strstr(err, "line 2"));
+    unlink(text);
+    unlink(labels);
+    rmdir(dir);
+}
+
 static void test_help(void **state) {
     const char *args[] = {"--help", NULL};
     char err[256];
@@ -279,6 +303,7 @@ int main(void) {
         cmocka_unit_test(test_fail_statuses),
         cmocka_unit_test(test_latency_with_departing_clients),
         cmocka_unit_test(test_bad_flags_exit_2),
+        cmocka_unit_test(test_bad_data_rows_exit_2),
         cmocka_unit_test(test_help),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
