@@ -307,14 +307,11 @@ int sim_data_load_dir(sim_data *d, const char *dir, qpo_err *err) {
 }
 
 /* Reads every task item at start: the sim must not touch the database per request. */
-static const char *const TASK_ITEMS_SQL =
-    "SELECT task, fields::text, label, answer FROM qpo.task_items ORDER BY task, item_id";
-
 int sim_data_load_db(sim_data *d, const char *conninfo, qpo_err *err) {
     PGconn *conn = qpo_db_connect(conninfo, "qpo sim-llm", err);
     if (!conn)
         return -1;
-    PGresult *res = qpo_db_query(conn, TASK_ITEMS_SQL, 0, NULL, err);
+    PGresult *res = qpo_db_named(conn, "sim_llm_task_items", 0, NULL, err);
     if (!res) {
         PQfinish(conn);
         return -1;
