@@ -51,7 +51,9 @@ step "data: TweetEval emotion and the authors' released D_0"
   --task tweet_emotion --setting few_shot --target sim
 
 step "simulated target LLM (docs/sim-llm.md)"
-"$qpo" sim-llm --listen 127.0.0.1:0 --db "$DATABASE_URL" >"$work/sim.addr" 2>"$work/sim.log" &
+# The simulator answers only for the model the config names, as a real server would.
+model=$(sed -n 's/.*"model": *"\([^"]*\)".*/\1/p' "$config" | head -n 1)
+"$qpo" sim-llm --listen 127.0.0.1:0 --db "$DATABASE_URL" --model "${model:-qpo-sim}" >"$work/sim.addr" 2>"$work/sim.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/sim.addr" ] && break; sleep 0.1; done
 base=$(head -n 1 "$work/sim.addr")
