@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
+# OpenMP threads that spin while waiting make the CPU policy many times slower when tests,
+# workers and PostgreSQL share a few cores.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 debian_packages=(
   build-essential cmake pkg-config git
