@@ -179,13 +179,7 @@ qpo_job_status qpo_reward_job_d0(const qpo_reward_env *env, const json_t *payloa
     d0_build b = {0};
     qpo_job_status st = load(env, payload, &b, err);
     qpo_llm_session ls = {0};
-    if (st == QPO_JOB_OK && b.s.n_items > 0) {
-        if (qpo_llm_session_open(&ls, env, &b.ri, err)) {
-            st = err->code == QPO_EXIT_USAGE ? QPO_JOB_FATAL : QPO_JOB_RETRY;
-        } else {
-            st = qpo_scoring_job_run(&b.s, &ls, env, err);
-        }
-    }
+    st = qpo_scoring_job_open_and_run(st, &b.s, &ls, env, &b.ri, err);
     if (st == QPO_JOB_OK) {
         size_t kept;
         json_t *rows = d0_rows(&b, &kept);

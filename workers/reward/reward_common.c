@@ -357,3 +357,13 @@ void qpo_llm_session_commit_hits(qpo_job_outcome *out, qpo_llm_session *ls) {
         qpo_rows_commit_set(out, "reward_insert_cache_hits", json_incref(ls->audit.hits), n, false);
     }
 }
+
+qpo_job_status qpo_scoring_job_open_and_run(qpo_job_status st, qpo_scoring *s, qpo_llm_session *ls,
+                                            const qpo_reward_env *env, const qpo_run_info *ri,
+                                            qpo_err *err) {
+    if (st != QPO_JOB_OK || s->n_items == 0)
+        return st;
+    if (qpo_llm_session_open(ls, env, ri, err))
+        return err->code == QPO_EXIT_USAGE ? QPO_JOB_FATAL : QPO_JOB_RETRY;
+    return qpo_scoring_job_run(s, ls, env, err);
+}

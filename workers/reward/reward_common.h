@@ -56,6 +56,12 @@ int qpo_demo_sets_load(PGconn *conn, const qpo_task *task, int n_sets, qpo_demo_
 qpo_job_status qpo_scoring_job_run(qpo_scoring *s, qpo_llm_session *ls, const qpo_reward_env *env,
                                    qpo_err *err);
 
+/* Opens the run's target session and scores s, unless an earlier step failed (st) or there is
+ * nothing to score. A target config the worker cannot use is fatal; anything else retries. */
+qpo_job_status qpo_scoring_job_open_and_run(qpo_job_status st, qpo_scoring *s, qpo_llm_session *ls,
+                                            const qpo_reward_env *env, const qpo_run_info *ri,
+                                            qpo_err *err);
+
 /* Common result fields: pairs, calls, cache hits, hit rate, HTTP attempts and failures. */
 json_t *qpo_scoring_result_json(const qpo_scoring *s, const qpo_llm_session *ls);
 

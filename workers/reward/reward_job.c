@@ -136,13 +136,7 @@ qpo_job_status qpo_reward_job_reward(const qpo_reward_env *env, const json_t *pa
     reward_batch b = {0};
     qpo_job_status st = load_batch(env, payload, &b, err);
     qpo_llm_session ls = {0};
-    if (st == QPO_JOB_OK && b.s.n_items > 0) {
-        if (qpo_llm_session_open(&ls, env, &b.ri, err)) {
-            st = err->code == QPO_EXIT_USAGE ? QPO_JOB_FATAL : QPO_JOB_RETRY;
-        } else {
-            st = qpo_scoring_job_run(&b.s, &ls, env, err);
-        }
-    }
+    st = qpo_scoring_job_open_and_run(st, &b.s, &ls, env, &b.ri, err);
     if (st == QPO_JOB_OK) {
         double avg_acc = qpo_scoring_accuracy(&b.s);
         json_t *result = qpo_scoring_result_json(&b.s, &ls);

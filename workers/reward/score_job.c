@@ -114,13 +114,7 @@ qpo_job_status qpo_reward_job_score(const qpo_reward_env *env, const json_t *pay
     score_shard sh = {0};
     qpo_job_status st = load_shard(env, payload, &sh, err);
     qpo_llm_session ls = {0};
-    if (st == QPO_JOB_OK && sh.s.n_items > 0) {
-        if (qpo_llm_session_open(&ls, env, &sh.ri, err)) {
-            st = err->code == QPO_EXIT_USAGE ? QPO_JOB_FATAL : QPO_JOB_RETRY;
-        } else {
-            st = qpo_scoring_job_run(&sh.s, &ls, env, err);
-        }
-    }
+    st = qpo_scoring_job_open_and_run(st, &sh.s, &ls, env, &sh.ri, err);
     if (st == QPO_JOB_OK) {
         json_t *result = qpo_scoring_result_json(&sh.s, &ls);
         json_object_set_new(result, "accuracy", json_real(qpo_scoring_accuracy(&sh.s)));
