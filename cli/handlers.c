@@ -8,8 +8,8 @@ void qpo_runtime_register_builtin_handlers(void);
 #ifdef QPO_HAVE_REWARD
 void qpo_reward_register_handlers(void);
 #endif
-#ifdef QPO_HAVE_SCHEDULER
-void qpo_scheduler_register_handlers(void);
+#ifdef QPO_HAVE_IMPORT_CHECK
+void qpo_import_check_register_handlers(void);
 #endif
 #ifdef QPO_HAVE_TRAINER
 void qpo_trainer_register_handlers(void);
@@ -22,8 +22,8 @@ void qpo_register_all_handlers(void) {
 #ifdef QPO_HAVE_REWARD
     qpo_reward_register_handlers();
 #endif
-#ifdef QPO_HAVE_SCHEDULER
-    qpo_scheduler_register_handlers();
+#ifdef QPO_HAVE_IMPORT_CHECK
+    qpo_import_check_register_handlers();
 #endif
 #ifdef QPO_HAVE_TRAINER
     qpo_trainer_register_handlers();

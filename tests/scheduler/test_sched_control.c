@@ -17,7 +17,7 @@
 #include "pgtest.h"
 #include "queue.h"
 #include "runtime.h"
-#include "sched_handlers.h"
+#include "import_check.h"
 #include "sched_util.h"
 
 static qpo_pgtest *pg;
@@ -523,7 +523,7 @@ static void test_dead_shared_d0_fails_every_seed(void **state) {
 
 int main(void) {
     pg = qpo_pgtest_start();
-    qpo_scheduler_register_handlers();
+    qpo_import_check_register_handlers();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_job_fails_run_and_resume_carries_on),
         cmocka_unit_test(test_cancel_stops_everything_and_resume_restarts),

@@ -7,7 +7,7 @@
 
 #include "db.h"
 #include "handler.h"
-#include "sched_handlers.h"
+#include "import_check.h"
 
 static qpo_job_status run_import_check(const qpo_job *job, qpo_job_ctx *ctx, qpo_job_outcome *out,
                                        qpo_err *err) {
@@ -31,7 +31,7 @@ static qpo_job_status run_import_check(const qpo_job *job, qpo_job_ctx *ctx, qpo
     return st;
 }
 
-void qpo_scheduler_register_handlers(void) {
+void qpo_import_check_register_handlers(void) {
     static const qpo_handler import_check = {"import-check", "cpu", run_import_check};
     qpo_handler_register(&import_check);
 }
