@@ -14,6 +14,9 @@ void qpo_import_check_register_handlers(void);
 #ifdef QPO_HAVE_TRAINER
 void qpo_trainer_register_handlers(void);
 #endif
+#ifdef QPO_HAVE_TEST_KINDS /* only in qpo-test, the tests' build of the binary (tests/kinds) */
+void qpo_test_register_kinds(void);
+#endif
 
 void qpo_register_all_handlers(void) {
 #ifdef QPO_HAVE_QUEUE
@@ -27,5 +30,8 @@ void qpo_register_all_handlers(void) {
 #endif
 #ifdef QPO_HAVE_TRAINER
     qpo_trainer_register_handlers();
+#endif
+#ifdef QPO_HAVE_TEST_KINDS
+    qpo_test_register_kinds();
 #endif
 }

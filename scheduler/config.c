@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hyper.h"
 #include "tasks.h"
 
 #define NAME_PATTERN "^[A-Za-z0-9_.:-]+$"
@@ -292,13 +293,26 @@ static int check_policy(const json_t *cfg, json_t *out, qpo_err *err) {
     return rc;
 }
 
-/* The recipe's hyper-parameters (docs/qpo-recipe.md sections 2-3). */
+/* Every numeric field of qpo_hyper_specs, in table order. */
+static int hyper_numbers(const json_t *h, json_t *o, qpo_err *err) {
+    for (const qpo_hyper_spec *s = qpo_hyper_specs; s->key; s++) {
+        int rc = s->integer ? int_field(h, "hyper", s->key, (long long)s->def, (long long)s->lo,
+                                        (long long)s->hi, o, err)
+                            : real_field(h, "hyper", s->key, s->def, s->lo, s->hi, o, err);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The recipe's hyper-parameters (common/recipe/hyper.h) and lambda_switch. */
 static int check_hyper(const json_t *cfg, json_t *out, qpo_err *err) {
-    static const char *const keys[] = {
-        "batch_size",       "lr_first",          "lr_next",  "epochs_first", "epochs_next",
-        "weight_decay",     "lr_step_epochs",    "lr_gamma", "grad_clip",    "lambda",
-        "lambda_switch",    "dropout",           "top_k",    "top_p",        "r_star",
-        "max_query_tokens", "max_prompt_tokens", NULL};
+    const char *keys[QPO_HYPER_COUNT + 2];
+    size_t n = 0;
+    for (const qpo_hyper_spec *s = qpo_hyper_specs; s->key; s++)
+        keys[n++] = s->key;
+    keys[n++] = "lambda_switch";
+    keys[n] = NULL;
     json_t *empty = json_object();
     const json_t *h = json_object_get(cfg, "hyper");
     if (!h)
@@ -308,23 +322,7 @@ static int check_hyper(const json_t *cfg, json_t *out, qpo_err *err) {
     int rc = -1;
     if (!json_is_object(h))
         bad(err, "hyper: must be an object");
-    else if (check_keys(h, "hyper", keys, err) == 0 &&
-             int_field(h, "hyper", "batch_size", 128, 1, 65536, o, err) == 0 &&
-             real_field(h, "hyper", "lr_first", 1e-3, 0, 1, o, err) == 0 &&
-             real_field(h, "hyper", "lr_next", 1e-4, 0, 1, o, err) == 0 &&
-             int_field(h, "hyper", "epochs_first", 100, 1, 100000, o, err) == 0 &&
-             int_field(h, "hyper", "epochs_next", 20, 1, 100000, o, err) == 0 &&
-             real_field(h, "hyper", "weight_decay", 1e-4, 0, 1, o, err) == 0 &&
-             int_field(h, "hyper", "lr_step_epochs", 20, 1, 100000, o, err) == 0 &&
-             real_field(h, "hyper", "lr_gamma", 0.65, 0, 1, o, err) == 0 &&
-             real_field(h, "hyper", "grad_clip", 0.25, 0, 1e6, o, err) == 0 &&
-             real_field(h, "hyper", "lambda", 0.1, 0, 1e6, o, err) == 0 &&
-             real_field(h, "hyper", "dropout", 0.1, 0, 0.99, o, err) == 0 &&
-             int_field(h, "hyper", "top_k", 2, 1, 50257, o, err) == 0 &&
-             real_field(h, "hyper", "top_p", 0.9, 0, 1, o, err) == 0 &&
-             real_field(h, "hyper", "r_star", 100, -1e6, 1e6, o, err) == 0 &&
-             int_field(h, "hyper", "max_query_tokens", 40, 1, 512, o, err) == 0 &&
-             int_field(h, "hyper", "max_prompt_tokens", 40, 1, 512, o, err) == 0) {
+    else if (check_keys(h, "hyper", keys, err) == 0 && hyper_numbers(h, o, err) == 0) {
         json_t *sw = json_object_get(h, "lambda_switch");
         if (sw && !json_is_boolean(sw))
             bad(err, "hyper.lambda_switch: must be true or false");

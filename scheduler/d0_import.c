@@ -74,14 +74,14 @@ static int rewards(const json_t *m, const char *setting, const qpo_task *task, i
         if (unit_interval(m, "few_shot_accuracy", &acc, err) < 0 ||
             unit_interval(m, "few_shot_avg_acc", &avg, err) < 0)
             return -1;
-        raw = qpo_reward_few_shot(acc, avg);
+        raw = qpo_reward_raw(QPO_REWARD_FEW_SHOT, acc, avg, 0);
     } else if (task->type == QPO_TASK_MATH) {
         double nll;
         if (unit_interval(m, "zero_shot_correct", &acc, err) < 0 ||
             unit_interval(m, "zero_shot_avg_acc", &avg, err) < 0 ||
             number(m, "zero_shot_perplexity", &nll, err) < 0)
             return -1;
-        raw = qpo_reward_math(acc >= 0.5, avg, nll);
+        raw = qpo_reward_raw(QPO_REWARD_MATH, acc, avg, nll);
     } else {
         json_t *nlls = json_object_get(m, "zero_shot_perplexities");
         if (unit_interval(m, "zero_shot_correct", &acc, err) < 0 ||
@@ -91,8 +91,8 @@ static int rewards(const json_t *m, const char *setting, const qpo_task *task, i
             !json_is_number(json_array_get(nlls, (size_t)label)))
             return rec_err(err, "field \"zero_shot_perplexities\" has no number for label %d",
                            label);
-        raw = qpo_reward_zero_shot(acc >= 0.5, avg,
-                                   json_number_value(json_array_get(nlls, (size_t)label)));
+        raw = qpo_reward_raw(QPO_REWARD_ZERO_SHOT, acc, avg,
+                             json_number_value(json_array_get(nlls, (size_t)label)));
     }
     json_object_set_new(row, "acc", json_real(acc));
     json_object_set_new(row, "avg_acc", json_real(avg));

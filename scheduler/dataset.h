@@ -16,7 +16,7 @@ typedef struct qpo_item {
     char *upstream_split; /* "train", "validation", "test", or "all" (SVAMP's single file) */
     int upstream_index;   /* the row's position in its upstream split (0-based) */
     char *query;          /* what the policy sees */
-    json_t *fields;       /* the template's fields (workers/reward/tasks.h) */
+    json_t *fields;       /* the template's fields (common/recipe/tasks.h) */
     int label;            /* gold index, or -1 for math */
     char *answer;         /* gold number (math), or NULL */
     const char *split;    /* train/collect/dev/test, set by qpo_items_assign_splits */

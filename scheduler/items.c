@@ -1,5 +1,5 @@
 /* Upstream rows to task items. Each task accepts the field names of both its Hugging Face
- * export and its native files; the fields kept are those workers/reward/tasks.h renders. */
+ * export and its native files; the fields kept are those common/recipe/tasks.h renders. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

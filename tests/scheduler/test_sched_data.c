@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "pair_reward.h"
 #include "pgtest.h"
 #include "sched_util.h"
 
@@ -330,6 +332,59 @@ static void test_d0_malformed_record(void **state) {
     PQfinish(conn);
 }
 
+static void assert_close(double got, double want, const char *what) {
+    if (!(fabs(got - want) <= 1e-9))
+        fail_msg("%s = %.17g, expected %.17g", what, got, want);
+}
+
+/* The raw reward the importer stores for one record, read back from qpo.d0_records. */
+static double imported_raw(const char *info, const char *task, const char *json) {
+    write_file("d0_half.json", json);
+    const char *argv[] = {"data",      "import-d0", tmp("d0_half.json"), "--task", task,
+                          "--setting", "zero_shot", "--target",          "sim",    NULL};
+    qpo_run_result r;
+    import_ok(info, argv, &r);
+    PGconn *conn = test_connect(info);
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT raw_reward FROM qpo.d0_records WHERE task = '%s'", task);
+    PGresult *res = PQexec(conn, sql);
+    assert_int_equal(PQntuples(res), 1);
+    double raw = atof(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    PQfinish(conn);
+    return raw;
+}
+
+/* At acc = 0.5 exactly, the importer and the reward jobs' path (qpo_pair_raw_reward) give the
+ * same raw reward: 0.5 is not correct (strictly above is), so only 10 * avg_acc - nll remains. */
+static void test_d0_import_agrees_with_reward_path_at_half(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    double nlls[] = {2.0, 0.5, 3.0, 4.0};
+    qpo_score_item label_item = {.label = 1, .nlls = nlls, .acc = 0.5};
+    qpo_scoring label_s = {
+        .task = qpo_task_find("tweet_emotion"), .n_sets = 1, .items = &label_item, .n_items = 1};
+    double imported =
+        imported_raw(info, "tweet_emotion",
+                     "[{\"query\": \"q\", \"label\": 1, \"prompt\": \"Be calm.\", \"llama7b\": "
+                     "{\"zero_shot_correct\": 0.5, \"zero_shot_avg_acc\": 0.25, "
+                     "\"zero_shot_perplexities\": [2.0, 0.5, 3.0, 4.0]}}]");
+    assert_close(imported, qpo_pair_raw_reward(&label_s, &label_item, 0.25),
+                 "qpo_pair_raw_reward(&label_s, &label_item, 0.25)");
+    assert_close(imported, 2.5 - 0.5, "2.5 - 0.5");
+
+    qpo_score_item math_item = {.label = -1, .acc = 0.5, .completion_nll = 0.75};
+    qpo_scoring math_s = {
+        .task = qpo_task_find("svamp"), .n_sets = 1, .items = &math_item, .n_items = 1};
+    imported = imported_raw(info, "svamp",
+                            "[{\"query\": \"q\", \"gt_answer\": 3, \"prompt\": \"Think.\", "
+                            "\"llama7b\": {\"zero_shot_correct\": 0.5, \"zero_shot_avg_acc\": "
+                            "0.25, \"zero_shot_perplexity\": 0.75}}]");
+    assert_close(imported, qpo_pair_raw_reward(&math_s, &math_item, 0.25),
+                 "qpo_pair_raw_reward(&math_s, &math_item, 0.25)");
+    assert_close(imported, 2.5 - 0.75, "2.5 - 0.75");
+}
+
 int main(void) {
     assert_non_null(mkdtemp(tmpdir));
     pg = qpo_pgtest_start();
@@ -338,6 +393,7 @@ int main(void) {
         cmocka_unit_test(test_native_formats),
         cmocka_unit_test(test_malformed_rows),
         cmocka_unit_test(test_d0_malformed_record),
+        cmocka_unit_test(test_d0_import_agrees_with_reward_path_at_half),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     qpo_pgtest_stop(pg);

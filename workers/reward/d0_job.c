@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "pair_reward.h"
 #include "reward_common.h"
 #include "reward_formula.h"
 #include "source_prompts.h"
@@ -131,16 +132,6 @@ static qpo_job_status load(const qpo_reward_env *env, const json_t *payload, d0_
     return QPO_JOB_OK;
 }
 
-static double pair_reward(const qpo_scoring *s, const qpo_score_item *it, double avg_acc) {
-    if (s->task->type == QPO_TASK_MATH) {
-        return qpo_reward_math(it->acc > 0.5, avg_acc, it->completion_nll);
-    }
-    if (s->sets) {
-        return qpo_reward_few_shot(it->acc, avg_acc);
-    }
-    return qpo_reward_zero_shot(it->acc > 0.5, avg_acc, it->nlls[it->label]);
-}
-
 static json_t *d0_rows(const d0_build *b, size_t *kept) {
     json_t *rows = json_array();
     *kept = 0;
@@ -167,7 +158,7 @@ static json_t *d0_rows(const d0_build *b, size_t *kept) {
                           "label", it->label >= 0 ? json_integer(it->label) : json_null(), "answer",
                           it->gold ? json_string(it->gold) : json_null(), "prompt", it->prompt,
                           "acc", it->acc, "avg_acc", avg_acc, "raw_reward",
-                          pair_reward(&b->s, it, avg_acc), "extra", extra));
+                          qpo_pair_raw_reward(&b->s, it, avg_acc), "extra", extra));
             (*kept)++;
         }
     }

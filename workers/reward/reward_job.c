@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "pair_reward.h"
 #include "reward_common.h"
 #include "reward_formula.h"
 
@@ -34,22 +35,12 @@ static int load_d0_range(PGconn *conn, const qpo_run_info *ri, d0_range *r, qpo_
     return rc;
 }
 
-static double raw_reward(const qpo_scoring *s, const qpo_score_item *it, double avg_acc) {
-    if (s->task->type == QPO_TASK_MATH) {
-        return qpo_reward_math(it->acc > 0.5, avg_acc, it->completion_nll);
-    }
-    if (s->sets) {
-        return qpo_reward_few_shot(it->acc, avg_acc);
-    }
-    return qpo_reward_zero_shot(it->acc > 0.5, avg_acc, it->nlls[it->label]);
-}
-
 static json_t *reward_rows(const qpo_scoring *s, const json_t *payload, double avg_acc,
                            d0_range range) {
     json_t *rows = json_array();
     for (size_t i = 0; i < s->n_items; i++) {
         const qpo_score_item *it = &s->items[i];
-        double raw = raw_reward(s, it, avg_acc);
+        double raw = qpo_pair_raw_reward(s, it, avg_acc);
         bool few = s->sets != NULL;
         bool math = s->task->type == QPO_TASK_MATH;
         json_t *row = json_pack(
@@ -60,7 +51,7 @@ static json_t *reward_rows(const qpo_scoring *s, const json_t *payload, double a
             math ? json_real(it->completion_nll) : json_null(), "completion",
             math ? json_string(it->completion ? it->completion : "") : json_null(), "prediction",
             few ? json_null() : json_string(it->prediction), "correct",
-            few ? json_null() : json_boolean(it->acc > 0.5), "predictions",
+            few ? json_null() : json_boolean(qpo_reward_correct(it->acc)), "predictions",
             qpo_score_item_predictions_json(s, it), "acc_q", few ? json_real(it->acc) : json_null(),
             "avg_acc", avg_acc, "raw_reward", raw, "norm_reward",
             qpo_reward_normalise(raw, range.min, range.max), "d0_min_raw", range.min, "d0_max_raw",

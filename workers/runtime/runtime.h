@@ -36,7 +36,7 @@ int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err);
 size_t qpo_handler_count(void);
 const qpo_handler *qpo_handler_at(size_t i);
 
-/* The built-in kinds: noop, sleep, fail, test-insert (README.md). */
+/* The built-in kind: noop (README.md). */
 void qpo_runtime_register_builtin_handlers(void);
 
 #endif

@@ -2,7 +2,7 @@
 #define QPO_SIM_PARSE_H
 
 /* Reading a request's text back into (prompt, query, demonstrations, continuation), using the
- * templates of workers/reward/tasks.h (docs/sim-llm.md, "Reading requests"). */
+ * templates of common/recipe/tasks.h (docs/sim-llm.md, "Reading requests"). */
 
 #include <stddef.h>
 

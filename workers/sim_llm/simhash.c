@@ -2,26 +2,21 @@
 
 #include <math.h>
 
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    return x ^ (x >> 31);
-}
+#include "splitmix.h"
 
 #define FNV_PRIME 0x100000001B3ULL
 #define FNV_BASIS 0xCBF29CE484222325ULL
 
 uint64_t sim_hash(const void *data, size_t n, uint64_t seed) {
     const unsigned char *p = data;
-    uint64_t h = FNV_BASIS ^ splitmix64(seed);
+    uint64_t h = FNV_BASIS ^ qpo_mix64(seed);
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * FNV_PRIME;
-    return splitmix64(h);
+    return qpo_mix64(h);
 }
 
 uint64_t sim_mix(uint64_t a, uint64_t b) {
-    return splitmix64(a ^ splitmix64(b + 0x632BE59BD9B4E019ULL));
+    return qpo_mix64(a ^ qpo_mix64(b + 0x632BE59BD9B4E019ULL));
 }
 
 static int is_space(unsigned char c) {
@@ -43,7 +38,7 @@ uint64_t sim_hash_words(const char *s, size_t n, int max_words) {
             h = (h ^ (unsigned char)s[i++]) * FNV_PRIME;
         words++;
     }
-    return splitmix64(h);
+    return qpo_mix64(h);
 }
 
 double sim_unit(uint64_t h) {
@@ -51,7 +46,7 @@ double sim_unit(uint64_t h) {
 }
 
 double sim_normal(uint64_t h) {
-    double u1 = sim_unit(h), u2 = sim_unit(splitmix64(h ^ 0x5851F42D4C957F2DULL));
+    double u1 = sim_unit(h), u2 = sim_unit(qpo_mix64(h ^ 0x5851F42D4C957F2DULL));
     if (u1 < 1e-300)
         u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "db.h"
+#include "hyper.h"
 #include "trainer_internal.h"
 
 int qpo_trainer_payload_int(const json_t *payload, const char *key, int64_t *out, qpo_err *err) {
@@ -40,29 +41,40 @@ static void get_str(const json_t *s, const char *key, const char *def, char *out
     snprintf(out, len, "%s", json_is_string(v) ? json_string_value(v) : def);
 }
 
-/* Defaults are the recipe's (docs/qpo-recipe.md sections 2-3), as scheduler/config.c fills. */
+_Static_assert(QPO_RECIPE_MAX_TOKENS == QPO_PGDT_QLEN && QPO_RECIPE_MAX_TOKENS == QPO_PGDT_PLEN,
+               "the recipe's token counts are the policy's shape");
+
+/* A config the scheduler checked has every field; the fallbacks are the same table's. */
+static int hyper_int(const json_t *h, const char *key) {
+    return get_int(h, key, (int)qpo_hyper_default(key));
+}
+
+static double hyper_real(const json_t *h, const char *key) {
+    return get_real(h, key, qpo_hyper_default(key));
+}
+
 static void read_config(const json_t *cfg, qpo_trun *r) {
     const json_t *p = section(cfg, "policy"), *h = section(cfg, "hyper");
     get_str(p, "size", "gpt2", r->size, sizeof r->size);
     get_str(p, "init", "scratch", r->init, sizeof r->init);
     get_str(p, "tokenizer", "gpt2_bpe", r->tokenizer, sizeof r->tokenizer);
-    r->batch_size = get_int(h, "batch_size", 128);
-    r->epochs_first = get_int(h, "epochs_first", 100);
-    r->epochs_next = get_int(h, "epochs_next", 20);
-    r->lr_step_epochs = get_int(h, "lr_step_epochs", 20);
+    r->batch_size = hyper_int(h, "batch_size");
+    r->epochs_first = hyper_int(h, "epochs_first");
+    r->epochs_next = hyper_int(h, "epochs_next");
+    r->lr_step_epochs = hyper_int(h, "lr_step_epochs");
     r->lambda_switch = json_is_true(json_object_get(h, "lambda_switch"));
-    r->top_k = get_int(h, "top_k", 2);
-    r->max_query_tokens = get_int(h, "max_query_tokens", QPO_PGDT_QLEN);
-    r->max_prompt_tokens = get_int(h, "max_prompt_tokens", QPO_PGDT_PLEN);
-    r->lr_first = get_real(h, "lr_first", 1e-3);
-    r->lr_next = get_real(h, "lr_next", 1e-4);
-    r->weight_decay = get_real(h, "weight_decay", 1e-4);
-    r->lr_gamma = get_real(h, "lr_gamma", 0.65);
-    r->grad_clip = get_real(h, "grad_clip", 0.25);
-    r->lambda = get_real(h, "lambda", 0.1);
-    r->dropout = get_real(h, "dropout", 0.1);
-    r->top_p = get_real(h, "top_p", 0.9);
-    r->r_star = get_real(h, "r_star", 100);
+    r->top_k = hyper_int(h, "top_k");
+    r->max_query_tokens = hyper_int(h, "max_query_tokens");
+    r->max_prompt_tokens = hyper_int(h, "max_prompt_tokens");
+    r->lr_first = hyper_real(h, "lr_first");
+    r->lr_next = hyper_real(h, "lr_next");
+    r->weight_decay = hyper_real(h, "weight_decay");
+    r->lr_gamma = hyper_real(h, "lr_gamma");
+    r->grad_clip = hyper_real(h, "grad_clip");
+    r->lambda = hyper_real(h, "lambda");
+    r->dropout = hyper_real(h, "dropout");
+    r->top_p = hyper_real(h, "top_p");
+    r->r_star = hyper_real(h, "r_star");
 }
 
 static int check_shape(const qpo_trun *r, qpo_err *err) {
@@ -72,7 +84,7 @@ static int check_shape(const qpo_trun *r, qpo_err *err) {
                     QPO_PGDT_QLEN, QPO_PGDT_PLEN);
         qpo_err_detail(err, "hyper.max_query_tokens = %d, hyper.max_prompt_tokens = %d",
                        r->max_query_tokens, r->max_prompt_tokens);
-        qpo_err_hint(err, "leave both at 40 in the experiment config");
+        qpo_err_hint(err, "leave both at %d in the experiment config", QPO_RECIPE_MAX_TOKENS);
         return -1;
     }
     if (r->batch_size < 1 || r->epochs_first < 1 || r->epochs_next < 1 || r->lr_step_epochs < 1) {

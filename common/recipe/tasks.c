@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "splitmix.h"
+
 static const qpo_task TASKS[] = {
     {.name = "ag_news",
      .type = QPO_TASK_CLASSIFICATION,
@@ -303,13 +305,6 @@ char *qpo_task_query_text(const qpo_task *task, const json_t *fields, qpo_err *e
     return sb.data;
 }
 
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 int qpo_task_demo_indices(uint64_t set_seed, size_t n_train, size_t k, size_t *out) {
     if (k > n_train) {
         return -1;
@@ -324,7 +319,7 @@ int qpo_task_demo_indices(uint64_t set_seed, size_t n_train, size_t k, size_t *o
     uint64_t state = set_seed;
     for (size_t i = 0; i < k; i++) {
         /* Modulo bias is below 2^-40 for any realistic train size: irrelevant here. */
-        size_t j = i + (size_t)(splitmix64(&state) % (n_train - i));
+        size_t j = i + (size_t)(qpo_mix64_next(&state) % (n_train - i));
         size_t tmp = perm[i];
         perm[i] = perm[j];
         perm[j] = tmp;

@@ -1,5 +1,5 @@
-/* Built-in kinds for tests and benchmarks:
- *   noop         succeeds at once
+/* Job kinds for tests only, linked into the test build of the binary (qpo-test), never into
+ * qpo:
  *   sleep        {"ms": N}: sleeps N ms, stopping early when cancelled
  *   fail         {"times": N, "fatal": bool}: fails its first N attempts (fatal: dead at once)
  *   test-insert  {"table": NAME, "ms": N}: after N ms, inserts (job_id, attempt, worker) into
@@ -14,11 +14,7 @@
 #include "db.h"
 #include "handler.h"
 #include "runtime.h"
-
-static qpo_job_status run_noop(const qpo_job *job, qpo_job_ctx *ctx, qpo_job_outcome *out,
-                               qpo_err *err) {
-    return QPO_JOB_OK;
-}
+#include "test_kinds.h"
 
 static int payload_int(const qpo_job *job, const char *field, long long *v, qpo_err *err) {
     json_t *f = json_object_get(job->payload, field);
@@ -117,13 +113,12 @@ static qpo_job_status run_test_insert(const qpo_job *job, qpo_job_ctx *ctx, qpo_
     return QPO_JOB_OK;
 }
 
-void qpo_runtime_register_builtin_handlers(void) {
-    static const qpo_handler builtins[] = {
-        {"noop", "cpu", run_noop},
+void qpo_test_register_kinds(void) {
+    static const qpo_handler kinds[] = {
         {"sleep", "cpu", run_sleep},
         {"fail", "cpu", run_fail},
         {"test-insert", "cpu", run_test_insert},
     };
-    for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
-        qpo_handler_register(&builtins[i]);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        qpo_handler_register(&kinds[i]);
 }

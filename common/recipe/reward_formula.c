@@ -11,16 +11,16 @@ int qpo_reward_argmin(const double *nlls, size_t n) {
     return best;
 }
 
-double qpo_reward_zero_shot(bool correct, double avg_acc, double nll_gold) {
-    return 10.0 * (correct ? 1.0 : 0.0) + 10.0 * avg_acc - nll_gold;
+bool qpo_reward_correct(double acc) {
+    return acc > QPO_REWARD_CORRECT_ABOVE;
 }
 
-double qpo_reward_few_shot(double acc_q, double avg_acc) {
-    return 10.0 * (acc_q + avg_acc);
-}
-
-double qpo_reward_math(bool correct, double avg_acc, double completion_nll) {
-    return 10.0 * (correct ? 1.0 : 0.0) + 10.0 * avg_acc - completion_nll;
+double qpo_reward_raw(qpo_reward_kind kind, double acc, double avg_acc, double nll) {
+    if (kind == QPO_REWARD_FEW_SHOT)
+        return QPO_REWARD_SCALE * (acc + avg_acc);
+    /* Zero-shot and math differ only in which NLL the caller passes. */
+    return QPO_REWARD_SCALE * (qpo_reward_correct(acc) ? 1.0 : 0.0) + QPO_REWARD_SCALE * avg_acc -
+           nll;
 }
 
 double qpo_reward_normalise(double raw, double min_raw, double max_raw) {
