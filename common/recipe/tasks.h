@@ -117,6 +117,10 @@ int qpo_task_demo_indices(uint64_t set_seed, size_t n_train, size_t k, size_t *o
 /* The recipe's system message. */
 extern const char *const QPO_MATH_SYSTEM_MESSAGE;
 
+/* The longest completion a math chat may generate (qpo's choice where the recipe is silent:
+ * room for a worked answer). */
+#define QPO_MATH_MAX_TOKENS 512
+
 /* question + "\n" + prompt. malloc'd. */
 char *qpo_math_user_message(const char *question, const char *prompt);
 

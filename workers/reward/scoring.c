@@ -132,7 +132,7 @@ static int submit_math(run_state *st, qpo_llm_client *c, qpo_score_item *it, req
     const char *question = json_is_string(q) ? json_string_value(q) : it->query;
     *user_msg = qpo_math_user_message(question, it->prompt);
     qpo_llm_message msgs[2] = {{"system", QPO_MATH_SYSTEM_MESSAGE}, {"user", *user_msg}};
-    qpo_llm_chat_opts opts = {.temperature = 0, .max_tokens = 512};
+    qpo_llm_chat_opts opts = {.temperature = 0, .max_tokens = QPO_MATH_MAX_TOKENS};
     *rq = (request){.st = st, .it = it};
     st->pending++;
     if (qpo_llm_chat(c, msgs, 2, &opts, on_done, rq, err) != 0) {
