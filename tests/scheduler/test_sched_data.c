@@ -337,8 +337,10 @@ static void assert_close(double got, double want, const char *what) {
         fail_msg("%s = %.17g, expected %.17g", what, got, want);
 }
 
-/* The raw reward the importer stores for one record, read back from qpo.d0_records. */
-static double imported_raw(const char *info, const char *task, const char *json) {
+/* Imports one zero-shot D_0 record of `task` and checks that the raw reward stored equals
+ * what the reward jobs compute for the same scored item (qpo_pair_raw_reward) and `want`. */
+static void assert_import_matches_jobs(const char *info, const char *task, const char *json,
+                                       qpo_score_item *item, double want) {
     write_file("d0_half.json", json);
     const char *argv[] = {"data",      "import-d0", tmp("d0_half.json"), "--task", task,
                           "--setting", "zero_shot", "--target",          "sim",    NULL};
@@ -349,10 +351,12 @@ static double imported_raw(const char *info, const char *task, const char *json)
     snprintf(sql, sizeof(sql), "SELECT raw_reward FROM qpo.d0_records WHERE task = '%s'", task);
     PGresult *res = PQexec(conn, sql);
     assert_int_equal(PQntuples(res), 1);
-    double raw = atof(PQgetvalue(res, 0, 0));
+    double imported = atof(PQgetvalue(res, 0, 0));
     PQclear(res);
     PQfinish(conn);
-    return raw;
+    qpo_scoring s = {.task = qpo_task_find(task), .n_sets = 1, .items = item, .n_items = 1};
+    assert_close(imported, qpo_pair_raw_reward(&s, item, 0.25), task);
+    assert_close(imported, want, task);
 }
 
 /* At acc = 0.5 exactly, the importer and the reward jobs' path (qpo_pair_raw_reward) give the
@@ -362,27 +366,17 @@ static void test_d0_import_agrees_with_reward_path_at_half(void **state) {
     snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
     double nlls[] = {2.0, 0.5, 3.0, 4.0};
     qpo_score_item label_item = {.label = 1, .nlls = nlls, .acc = 0.5};
-    qpo_scoring label_s = {
-        .task = qpo_task_find("tweet_emotion"), .n_sets = 1, .items = &label_item, .n_items = 1};
-    double imported =
-        imported_raw(info, "tweet_emotion",
-                     "[{\"query\": \"q\", \"label\": 1, \"prompt\": \"Be calm.\", \"llama7b\": "
-                     "{\"zero_shot_correct\": 0.5, \"zero_shot_avg_acc\": 0.25, "
-                     "\"zero_shot_perplexities\": [2.0, 0.5, 3.0, 4.0]}}]");
-    assert_close(imported, qpo_pair_raw_reward(&label_s, &label_item, 0.25),
-                 "qpo_pair_raw_reward(&label_s, &label_item, 0.25)");
-    assert_close(imported, 2.5 - 0.5, "2.5 - 0.5");
-
+    assert_import_matches_jobs(info, "tweet_emotion",
+                               "[{\"query\": \"q\", \"label\": 1, \"prompt\": \"Be calm.\", "
+                               "\"llama7b\": {\"zero_shot_correct\": 0.5, \"zero_shot_avg_acc\": "
+                               "0.25, \"zero_shot_perplexities\": [2.0, 0.5, 3.0, 4.0]}}]",
+                               &label_item, 2.5 - 0.5);
     qpo_score_item math_item = {.label = -1, .acc = 0.5, .completion_nll = 0.75};
-    qpo_scoring math_s = {
-        .task = qpo_task_find("svamp"), .n_sets = 1, .items = &math_item, .n_items = 1};
-    imported = imported_raw(info, "svamp",
-                            "[{\"query\": \"q\", \"gt_answer\": 3, \"prompt\": \"Think.\", "
-                            "\"llama7b\": {\"zero_shot_correct\": 0.5, \"zero_shot_avg_acc\": "
-                            "0.25, \"zero_shot_perplexity\": 0.75}}]");
-    assert_close(imported, qpo_pair_raw_reward(&math_s, &math_item, 0.25),
-                 "qpo_pair_raw_reward(&math_s, &math_item, 0.25)");
-    assert_close(imported, 2.5 - 0.75, "2.5 - 0.75");
+    assert_import_matches_jobs(info, "svamp",
+                               "[{\"query\": \"q\", \"gt_answer\": 3, \"prompt\": \"Think.\", "
+                               "\"llama7b\": {\"zero_shot_correct\": 0.5, \"zero_shot_avg_acc\": "
+                               "0.25, \"zero_shot_perplexity\": 0.75}}]",
+                               &math_item, 2.5 - 0.75);
 }
 
 int main(void) {
