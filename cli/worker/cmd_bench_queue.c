@@ -1,6 +1,9 @@
 /* qpo bench queue: throughput of N noop jobs through W worker processes (the real binary),
- * then enqueue-to-start latency on an idle queue. One JSON line with --json. */
+ * timed on the server's clock from just before the processes start to the beginning of the
+ * transaction that completed the last job; then enqueue-to-start latency on an idle queue.
+ * One JSON line with --json. */
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +16,11 @@
 #include "db.h"
 #include "migrate.h"
 #include "queue.h"
+#include "runtime.h"
 
 typedef struct bench_opts {
     int jobs, workers, batch, concurrency, latency_jobs;
+    int prefetch; /* -1: the worker's default */
     const char *conninfo;
     bool json;
 } bench_opts;
@@ -29,10 +34,12 @@ static double now_s(void) {
 static void bench_usage(FILE *out) {
     fprintf(out,
             "usage: qpo bench queue [--jobs N] [--workers W] [--batch B] [--concurrency C]\n"
-            "                       [--latency-jobs M] [--json] [--db CONNINFO]\n\n"
+            "                       [--prefetch P] [--latency-jobs M] [--json] [--db CONNINFO]\n\n"
             "Enqueues N noop jobs (batches of B), works them with W `qpo worker` processes of\n"
-            "C threads each, then measures enqueue-to-start latency of M jobs enqueued one at\n"
-            "a time on the idle queue. Defaults: N 20000, W 4, B 1000, C 16, M 200.\n"
+            "C threads each and a local queue of P (default: the worker's), then measures\n"
+            "enqueue-to-start latency of M jobs enqueued one at a time on the idle queue.\n"
+            "Throughput is timed on the server's clock, from just before the workers start to\n"
+            "the completion of the last job. Defaults: N 20000, W 4, B 1000, C 16, M 200.\n"
             "Use a database of its own (e.g. scripts/pg-throwaway.sh): it adds jobs to it.\n");
 }
 
@@ -40,12 +47,17 @@ static pid_t spawn_worker(const bench_opts *b, int i, bool exit_when_idle) {
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    char name[32], conc[16];
+    char name[32], conc[16], prefetch[16];
     snprintf(name, sizeof(name), "bench-%d", i);
     snprintf(conc, sizeof(conc), "%d", b->concurrency);
+    snprintf(prefetch, sizeof(prefetch), "%d", b->prefetch);
     const char *argv[20] = {"qpo",           "worker", "--class", "cpu", "--kinds", "noop",
                             "--concurrency", conc,     "--name",  name,  "--lease", "30"};
     int n = 12;
+    if (b->prefetch >= 0) {
+        argv[n++] = "--prefetch";
+        argv[n++] = prefetch;
+    }
     if (exit_when_idle)
         argv[n++] = "--exit-when-idle";
     if (b->conninfo && *b->conninfo) {
@@ -88,6 +100,19 @@ static int enqueue_noops(PGconn *conn, int n, int batch, int64_t *first, int64_t
     return rc;
 }
 
+/* A one-number statement's value as a double; NaN (err set) on failure or NULL. */
+static double server_seconds(PGconn *conn, const char *stmt, int n, const char *const *params,
+                             qpo_err *err) {
+    PGresult *res = qpo_db_named(conn, stmt, n, params, err);
+    if (!res)
+        return NAN;
+    double v = PQgetisnull(res, 0, 0) ? NAN : atof(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (isnan(v))
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "%s returned no time", stmt);
+    return v;
+}
+
 static int64_t count_done(PGconn *conn, int64_t first, int64_t last, qpo_err *err) {
     char a[32], b[32];
     snprintf(a, sizeof(a), "%lld", (long long)first);
@@ -112,11 +137,13 @@ static int throughput(PGconn *conn, const bench_opts *b, bench_result *r, qpo_er
         return -1;
     double t1 = now_s();
     r->enqueue_per_s = b->jobs / (t1 - t0);
+    double start = server_seconds(conn, "queue_bench_clock", 0, NULL, err);
+    if (isnan(start))
+        return -1;
     pid_t *pids = calloc((size_t)b->workers, sizeof(pid_t));
     for (int i = 0; i < b->workers; i++)
         pids[i] = spawn_worker(b, i, true);
     int failed = wait_all(pids, b->workers);
-    double t2 = now_s();
     free(pids);
     if (failed)
         return qpo_err_set(err, QPO_EXIT_RUNTIME, "%d of %d worker processes failed", failed,
@@ -127,7 +154,14 @@ static int throughput(PGconn *conn, const bench_opts *b, bench_result *r, qpo_er
     if (done != b->jobs)
         return qpo_err_set(err, QPO_EXIT_RUNTIME, "workers exited with %lld of %d jobs done",
                            (long long)done, b->jobs);
-    r->jobs_per_s = b->jobs / (t2 - t1);
+    char a[32], z[32];
+    snprintf(a, sizeof(a), "%lld", (long long)first);
+    snprintf(z, sizeof(z), "%lld", (long long)last);
+    const char *range[] = {a, z};
+    double end = server_seconds(conn, "queue_bench_last_finished", 2, range, err);
+    if (isnan(end))
+        return -1;
+    r->jobs_per_s = b->jobs / (end - start);
     return 0;
 }
 
@@ -181,11 +215,12 @@ static int parse(int argc, char **argv, bench_opts *b) {
                                          {"batch", required_argument, NULL, 'b'},
                                          {"concurrency", required_argument, NULL, 'c'},
                                          {"latency-jobs", required_argument, NULL, 'l'},
+                                         {"prefetch", required_argument, NULL, 'p'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"db", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
-    *b = (bench_opts){20000, 4, 1000, 16, 200, NULL, false};
+    *b = (bench_opts){20000, 4, 1000, 16, 200, -1, NULL, false};
     const char *db = NULL;
     int c;
     optind = 0;
@@ -206,6 +241,9 @@ static int parse(int argc, char **argv, bench_opts *b) {
         case 'l':
             b->latency_jobs = atoi(optarg);
             break;
+        case 'p':
+            b->prefetch = atoi(optarg);
+            break;
         case 'j':
             b->json = true;
             break;
@@ -222,9 +260,9 @@ static int parse(int argc, char **argv, bench_opts *b) {
     }
     b->conninfo = qpo_db_conninfo(db);
     if (optind != argc || b->jobs < 1 || b->workers < 1 || b->workers > 64 || b->batch < 1 ||
-        b->concurrency < 1 || b->latency_jobs < 1) {
+        b->concurrency < 1 || b->latency_jobs < 1 || b->prefetch < -1 || b->prefetch > 10000) {
         fprintf(stderr, "qpo: error: --jobs, --batch, --concurrency and --latency-jobs must be "
-                        "positive, --workers 1..64\n");
+                        "positive, --workers 1..64, --prefetch 0..10000\n");
         return QPO_EXIT_USAGE;
     }
     return 0;
@@ -253,11 +291,12 @@ int qpo_cmd_bench_queue(int argc, char **argv) {
     if (rc < 0)
         return qpo_err_print(&err);
     if (b.json)
-        printf("{\"bench\":\"queue\",\"jobs\":%d,\"workers\":%d,\"concurrency\":%d,\"batch\":%d,"
-               "\"enqueue_per_s\":%.0f,\"jobs_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-               "\"latency_jobs\":%d}\n",
-               b.jobs, b.workers, b.concurrency, b.batch, r.enqueue_per_s, r.jobs_per_s, r.p50_ms,
-               r.p99_ms, b.latency_jobs);
+        printf("{\"bench\":\"queue\",\"jobs\":%d,\"workers\":%d,\"concurrency\":%d,"
+               "\"prefetch\":%d,\"batch\":%d,\"enqueue_per_s\":%.0f,\"jobs_per_s\":%.0f,"
+               "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"latency_jobs\":%d}\n",
+               b.jobs, b.workers, b.concurrency,
+               b.prefetch >= 0 ? b.prefetch : qpo_worker_default_prefetch("cpu"), b.batch,
+               r.enqueue_per_s, r.jobs_per_s, r.p50_ms, r.p99_ms, b.latency_jobs);
     else
         printf("enqueue   %.0f jobs/s (batches of %d)\nwork      %.0f jobs/s (%d workers x %d "
                "threads)\nlatency   p50 %.2f ms, p99 %.2f ms (enqueue to start, idle queue)\n",

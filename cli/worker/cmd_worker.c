@@ -11,22 +11,26 @@
 #include "runtime.h"
 
 static void worker_usage(FILE *out) {
-    fprintf(out,
-            "usage: qpo worker --class cpu|gpu [--name NAME] [--kinds K1,K2] [--concurrency N]\n"
-            "                  [--lease SECONDS] [--exit-when-idle] [--grace SECONDS]\n"
-            "                  [--poll SECONDS] [--backoff-ms BASE[,CAP]] [--db CONNINFO]\n\n"
-            "Claims jobs of one class and runs them on N handler threads. SIGTERM/SIGINT: stop\n"
-            "claiming, let running jobs finish within --grace (default 30 s), then put them\n"
-            "back in the queue without spending an attempt; a second signal does that at once.\n\n"
-            "  --name           the lease owner, in logs and job_events (default worker-PID)\n"
-            "  --kinds          kinds to run (default: every kind of the class listed below)\n"
-            "  --lease          lease length, heartbeats every third of it (default 30)\n"
-            "  --exit-when-idle exit once it holds nothing and no job of its kinds is blocked,\n"
-            "                   queued or failed\n"
-            "  --poll           claim this often without a notification (default 1)\n"
-            "  --backoff-ms     retry delay before attempt 2, doubling, capped (default "
-            "1000,600000)\n\n"
-            "kinds in this binary:");
+    fprintf(
+        out,
+        "usage: qpo worker --class cpu|gpu [--name NAME] [--kinds K1,K2] [--concurrency N]\n"
+        "                  [--prefetch N] [--lease SECONDS] [--exit-when-idle] [--grace SECONDS]\n"
+        "                  [--poll SECONDS] [--backoff-ms BASE[,CAP]] [--db CONNINFO]\n\n"
+        "Claims jobs of one class and runs them on N handler threads. SIGTERM/SIGINT: stop\n"
+        "claiming, let running jobs finish within --grace (default 30 s), then put them\n"
+        "back in the queue without spending an attempt; a second signal does that at once.\n\n"
+        "  --name           the lease owner, in logs and job_events (default worker-PID)\n"
+        "  --kinds          kinds to run (default: every kind of the class listed below)\n"
+        "  --prefetch       jobs claimed ahead of free threads and held, leases kept alive, in\n"
+        "                   a local queue (alias --local-queue; default 32 for cpu, 0 for gpu);\n"
+        "                   on SIGTERM they go back to the queue at once, attempts unspent\n"
+        "  --lease          lease length, heartbeats every third of it (default 30)\n"
+        "  --exit-when-idle exit once it holds nothing and no job of its kinds is blocked,\n"
+        "                   queued or failed\n"
+        "  --poll           claim this often without a notification (default 1)\n"
+        "  --backoff-ms     retry delay before attempt 2, doubling, capped (default "
+        "1000,600000)\n\n"
+        "kinds in this binary:");
     for (size_t i = 0; i < qpo_handler_count(); i++)
         fprintf(out, " %s(%s)", qpo_handler_at(i)->kind, qpo_handler_at(i)->job_class);
     fprintf(out, "\n");
@@ -61,6 +65,8 @@ int qpo_cmd_worker(int argc, char **argv) {
                                          {"kinds", required_argument, NULL, 'k'},
                                          {"concurrency", required_argument, NULL, 'n'},
                                          {"name", required_argument, NULL, 'N'},
+                                         {"prefetch", required_argument, NULL, 'P'},
+                                         {"local-queue", required_argument, NULL, 'P'},
                                          {"lease", required_argument, NULL, 'l'},
                                          {"exit-when-idle", no_argument, NULL, 'x'},
                                          {"grace", required_argument, NULL, 'g'},
@@ -92,6 +98,14 @@ int qpo_cmd_worker(int argc, char **argv) {
         case 'N':
             o.name = optarg;
             break;
+        case 'P': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || v < 0 || v > 10000)
+                rc = usage_error("--prefetch wants a number of jobs 0..10000, not '%s'", optarg);
+            o.prefetch = (int)v;
+            break;
+        }
         case 'l':
             if (parse_seconds(optarg, &o.lease_s) < 0)
                 rc = usage_error("--lease wants seconds, not '%s'", optarg);

@@ -235,6 +235,21 @@ int qpo_release(PGconn *conn, const char *owner, const qpo_lease_ref *refs, size
     return 0;
 }
 
+int qpo_unclaim(PGconn *conn, const char *owner, const qpo_lease_ref *refs, size_t n,
+                size_t *unclaimed, qpo_err *err) {
+    if (unclaimed)
+        *unclaimed = 0;
+    if (n == 0)
+        return 0;
+    PGresult *res = refs_statement(conn, "queue_unclaim", owner, refs, n, NULL, err);
+    if (!res)
+        return -1;
+    if (unclaimed)
+        *unclaimed = (size_t)PQntuples(res);
+    PQclear(res);
+    return 0;
+}
+
 int qpo_reap(PGconn *conn, size_t *reaped, qpo_err *err) {
     PGresult *res = qpo_db_named(conn, "queue_reap", 0, NULL, err);
     if (!res)

@@ -103,6 +103,12 @@ int qpo_heartbeat(PGconn *conn, const char *owner, const qpo_lease_ref *refs, si
 int qpo_release(PGconn *conn, const char *owner, const qpo_lease_ref *refs, size_t n,
                 size_t *released, qpo_err *err);
 
+/* Jobs claimed but never started (a worker's local queue, at shutdown): back as they were
+ * before the claim, attempt and max_attempts unchanged, so the claim never happened as far as
+ * attempts go. Only for jobs no handler ran: the attempt number is reused by the next claim. */
+int qpo_unclaim(PGconn *conn, const char *owner, const qpo_lease_ref *refs, size_t n,
+                size_t *unclaimed, qpo_err *err);
+
 /* Returns expired leases to queued (or dead when spent). Safe to run from many processes. */
 int qpo_reap(PGconn *conn, size_t *reaped, qpo_err *err);
 

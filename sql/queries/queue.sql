@@ -127,6 +127,17 @@ UPDATE qpo.jobs j
  WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' AND j.lease_owner = $3
 RETURNING j.id;
 
+-- name: queue_unclaim
+-- Shutdown, for jobs a worker claimed ahead (its local queue) and never started: as before
+-- the claim. Reusing the attempt number is safe because no handler ran under it, so no
+-- outcome fenced by it can ever arrive. last_error stays: it is still the last error.
+UPDATE qpo.jobs j
+   SET state = 'queued', attempt = j.attempt - 1, lease_owner = NULL, lease_expires_at = NULL,
+       run_after = now(), started_at = CASE WHEN j.attempt > 1 THEN j.started_at END
+  FROM unnest($1::bigint[], $2::int[]) AS u(id, attempt)
+ WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' AND j.lease_owner = $3
+RETURNING j.id;
+
 -- name: queue_heartbeat
 -- Extends this worker's leases; ids missing from the result were lost (cancelled or reaped).
 UPDATE qpo.jobs j
@@ -198,6 +209,14 @@ SELECT to_char(at, 'YYYY-MM-DD HH24:MI:SS.MS'), coalesce(from_state, '-'), to_st
 SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), count(*)
   FROM (SELECT extract(epoch FROM started_at - created_at) * 1000 AS ms
           FROM qpo.jobs WHERE id BETWEEN $1 AND $2 AND started_at IS NOT NULL) l;
+
+-- name: queue_bench_clock
+-- The server's clock, so a benchmark times start and end on one clock (seconds).
+SELECT extract(epoch FROM clock_timestamp());
+
+-- name: queue_bench_last_finished
+-- When the transaction that completed the last of jobs [$1, $2] began (seconds).
+SELECT extract(epoch FROM max(finished_at)) FROM qpo.jobs WHERE id BETWEEN $1 AND $2;
 
 -- name: queue_count_done
 SELECT count(*) FROM qpo.jobs

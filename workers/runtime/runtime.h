@@ -17,6 +17,8 @@ typedef struct qpo_worker_opts {
     const char **kinds;    /* NULL: every registered kind of job_class */
     size_t nkinds;
     int concurrency;        /* handler threads */
+    int prefetch;           /* jobs claimed ahead of free threads (the local queue); -1: the
+                               class's default (qpo_worker_default_prefetch) */
     double lease_s;         /* lease length; heartbeats every lease_s / 3 */
     double poll_s;          /* claim without a notification this often */
     double grace_s;         /* SIGTERM: let running jobs finish this long, then release */
@@ -26,8 +28,13 @@ typedef struct qpo_worker_opts {
     bool handle_signals; /* SIGTERM/SIGINT drain the worker */
 } qpo_worker_opts;
 
-/* Fills the defaults (lease 30 s, poll 1 s, grace 30 s, backoff 1 s .. 10 min). */
+/* Fills the defaults (lease 30 s, poll 1 s, grace 30 s, backoff 1 s .. 10 min, prefetch the
+ * class's default). */
 void qpo_worker_opts_default(qpo_worker_opts *opts);
+
+/* 32 for cpu (short jobs: claims are batched and no thread waits for one), 0 for gpu (a job
+ * runs for minutes: holding more would only keep them from another free GPU). */
+int qpo_worker_default_prefetch(const char *job_class);
 
 /* Runs until drained (signal), idle (exit_when_idle) or a fatal error. 0 ok, -1 err set. */
 int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err);

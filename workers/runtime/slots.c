@@ -187,6 +187,26 @@ void slots_dispatch(worker *w, item *it) {
     pthread_mutex_unlock(&w->mu);
 }
 
+item *slots_take_unstarted(worker *w, bool only_stopped) {
+    item *taken = NULL;
+    pthread_mutex_lock(&w->mu);
+    item **link = &w->todo_head;
+    w->todo_tail = NULL;
+    while (*link) {
+        item *it = *link;
+        if (only_stopped && !atomic_load(&it->stop)) {
+            w->todo_tail = it;
+            link = &it->next;
+            continue;
+        }
+        *link = it->next;
+        it->next = taken;
+        taken = it;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return taken;
+}
+
 bool slots_stop(worker *w, double wait_s) {
     pthread_mutex_lock(&w->mu);
     w->quit = true;

@@ -1,6 +1,8 @@
 /* The worker's main thread: a libevent loop that LISTENs on the libpq socket, claims jobs in
- * batches for its free handler threads, heartbeats their leases, reaps expired leases of
- * every worker, settles outcomes, and reconnects with backoff when PostgreSQL goes away. */
+ * batches for its free handler threads and a local queue ahead of them (so a thread that
+ * finishes never waits for a round trip), heartbeats every lease it holds, reaps expired
+ * leases of every worker, settles outcomes, and reconnects with backoff when PostgreSQL goes
+ * away. */
 #include <event2/thread.h>
 #include <math.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include "worker_internal.h"
 
 static void claim_more(worker *w);
+static void drop_unstarted(worker *w, bool only_stopped);
 static void connect_main(worker *w);
 static void on_poll(evutil_socket_t fd, short what, void *arg);
 
@@ -20,12 +23,17 @@ void qpo_worker_opts_default(qpo_worker_opts *o) {
     memset(o, 0, sizeof(*o));
     o->job_class = "cpu";
     o->concurrency = 1;
+    o->prefetch = -1;
     o->lease_s = 30;
     o->poll_s = 1;
     o->grace_s = 30;
     o->backoff_base_ms = 1000;
     o->backoff_cap_ms = 600000;
     o->handle_signals = true;
+}
+
+int qpo_worker_default_prefetch(const char *job_class) {
+    return job_class && !strcmp(job_class, "gpu") ? 0 : 32;
 }
 
 static struct timeval tv_of(double s) {
@@ -42,6 +50,38 @@ static void stop_loop(worker *w) {
 static void finish_if_drained(worker *w) {
     if (w->draining && w->nheld == 0)
         stop_loop(w);
+}
+
+/* Frees jobs of the local queue that no thread started (all, or those whose lease was lost:
+ * cancelled or reaped, nothing of theirs to settle); with unclaim, hands them back to the
+ * queue first as if never claimed. */
+static void drop_unstarted(worker *w, bool only_stopped) {
+    item *list = slots_take_unstarted(w, only_stopped);
+    size_t n = 0;
+    for (item *it = list; it; it = it->next)
+        n++;
+    if (n == 0)
+        return;
+    qpo_lease_ref *refs = malloc(n * sizeof(*refs));
+    size_t k = 0;
+    for (item *it = list, *next; it; it = next) {
+        next = it->next;
+        refs[k++] = (qpo_lease_ref){it->c.id, it->c.attempt};
+        held_remove(w, it);
+        item_free(it);
+    }
+    if (!only_stopped) {
+        size_t back = 0;
+        qpo_err err = {0};
+        if (!w->conn || qpo_unclaim(w->conn, w->o.name, refs, n, &back, &err) < 0)
+            qpo_warn("worker %s: could not hand back %zu unstarted job%s (%s); their leases "
+                     "will expire",
+                     w->o.name, n, n == 1 ? "" : "s", w->conn ? err.msg : "no connection");
+        else
+            qpo_info("worker %s: handed back %zu unstarted job%s from its local queue", w->o.name,
+                     back, back == 1 ? "" : "s");
+    }
+    free(refs);
 }
 
 /* Any failed statement lands here: a lost connection is dropped and retried with backoff,
@@ -99,6 +139,7 @@ static void heartbeat(worker *w) {
     }
     free(refs);
     free(held);
+    drop_unstarted(w, true);
 }
 
 static void after_statements(worker *w) {
@@ -145,7 +186,7 @@ static void claim_more(worker *w) {
     for (;;) {
         if (!w->conn || w->draining)
             return;
-        int free_slots = w->o.concurrency - (int)w->nheld;
+        int free_slots = w->capacity - (int)w->nheld;
         if (free_slots <= 0) {
             /* Full: announcements can wait for a free slot, cancellations cannot. */
             bool cancel = false;
@@ -178,12 +219,12 @@ static void claim_more(worker *w) {
 }
 
 /* Writes finished outcomes and, in the same statement, claims as many jobs as that frees
- * slots for. */
+ * room for (threads and local queue together). */
 static void settle_and_refill(worker *w) {
     size_t npending = 0;
     for (item *it = w->pending; it; it = it->next)
         npending++;
-    int free_after = w->o.concurrency - (int)w->nheld + (int)npending;
+    int free_after = w->capacity - (int)w->nheld + (int)npending;
     qpo_claimed *jobs = NULL;
     size_t n = 0;
     settle_pending(w, w->draining || !w->conn ? 0 : free_after, &jobs, &n);
@@ -265,6 +306,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg) {
     qpo_claimed *none = NULL;
     size_t nnone = 0, n = 0;
     settle_pending(w, 0, &none, &nnone);
+    drop_unstarted(w, false);
     qpo_lease_ref *refs = malloc((w->nheld + 1) * sizeof(*refs));
     for (size_t i = 0; i < w->nheld; i++) {
         item *it = w->held[i];
@@ -292,6 +334,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
         return;
     }
     w->draining = true;
+    drop_unstarted(w, false); /* the local queue goes back at once, unspent */
     qpo_info("worker %s: %s: no new claims; waiting up to %.0f s for %zu running job%s", w->o.name,
              sig == SIGINT ? "SIGINT" : "SIGTERM", w->o.grace_s, w->nheld,
              w->nheld == 1 ? "" : "s");
@@ -349,6 +392,8 @@ static int validate(const qpo_worker_opts *o, qpo_err *err) {
     if (o->concurrency < 1 || o->concurrency > 1024)
         return qpo_err_set(err, QPO_EXIT_USAGE, "--concurrency must be 1..1024, not %d",
                            o->concurrency);
+    if (o->prefetch < -1 || o->prefetch > 10000)
+        return qpo_err_set(err, QPO_EXIT_USAGE, "--prefetch must be 0..10000, not %d", o->prefetch);
     if (!(o->lease_s >= 0.5 && o->lease_s <= 86400))
         return qpo_err_set(err, QPO_EXIT_USAGE, "--lease must be 0.5..86400 seconds");
     if (!(o->poll_s > 0) || !(o->grace_s >= 0) || !(o->backoff_base_ms >= 0) ||
@@ -385,6 +430,7 @@ static int setup_events(worker *w, qpo_err *err) {
 
 static void teardown(worker *w) {
     atomic_store(&w->shutting_down, true);
+    drop_unstarted(w, false); /* else the stopping threads would still run them */
     bool joined = w->threads ? slots_stop(w, 2.0) : true;
     /* Outcomes that came back after the loop stopped: settle what can be. */
     pthread_mutex_lock(&w->mu);
@@ -438,7 +484,12 @@ int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err) {
     if (rc == 0)
         rc = setup_events(w, err);
     if (rc == 0) {
-        w->held = calloc(2 * (size_t)opts->concurrency, sizeof(item *));
+        int prefetch =
+            opts->prefetch >= 0 ? opts->prefetch : qpo_worker_default_prefetch(opts->job_class);
+        w->capacity = opts->concurrency + prefetch;
+        /* Twice: a refill claimed for settled outcomes may land before a lost connection
+         * left some of them unsettled (held still). */
+        w->held = calloc(2 * (size_t)w->capacity, sizeof(item *));
         connect_main(w);
         if (!w->conn) { /* the first connection must work: a typo in --db is not an outage */
             PGconn *probe = qpo_db_connect(opts->conninfo, w->app_name, err);
@@ -451,9 +502,9 @@ int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err) {
         }
     }
     if (rc == 0) {
-        qpo_info("worker %s: class %s, %zu kind%s, concurrency %d, lease %.1f s", opts->name,
-                 opts->job_class, w->nkinds, w->nkinds == 1 ? "" : "s", opts->concurrency,
-                 opts->lease_s);
+        qpo_info("worker %s: class %s, %zu kind%s, concurrency %d, prefetch %d, lease %.1f s",
+                 opts->name, opts->job_class, w->nkinds, w->nkinds == 1 ? "" : "s",
+                 opts->concurrency, w->capacity - opts->concurrency, opts->lease_s);
         claim_more(w);
         if (!w->stopped)
             event_base_dispatch(w->base);

@@ -42,7 +42,8 @@ typedef struct worker {
     PGconn *conn; /* main thread's: LISTEN, claim, heartbeat, reap, batched completion */
     double reconnect_delay_s;
 
-    /* Shared with the handler threads, under mu. */
+    /* Shared with the handler threads, under mu. todo is the local queue: claimed, leased
+     * and heartbeated, not yet started (at most prefetch more than the idle threads). */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     item *todo_head, *todo_tail, *done_head;
@@ -53,8 +54,9 @@ typedef struct worker {
     /* Main thread only. */
     pthread_t *threads;
     qpo_job_ctx *ctxs;
-    item **held; /* claimed and not yet settled; room for 2 x concurrency */
+    item **held; /* claimed and not yet settled, the local queue included */
     size_t nheld;
+    int capacity;  /* jobs claimed at most: concurrency + prefetch */
     item *pending; /* finished by a handler, outcome not yet written */
     bool draining;
     bool stopped;
@@ -65,6 +67,9 @@ typedef struct worker {
 /* slots.c */
 int slots_start(worker *w, qpo_err *err);
 void slots_dispatch(worker *w, item *it);
+/* Takes the jobs no thread has started off the local queue (all, or only those told to stop)
+ * and returns them as a list; no thread can start them afterwards. */
+item *slots_take_unstarted(worker *w, bool only_stopped);
 /* Stops the threads; waits up to wait_s for running handlers. true when all joined. */
 bool slots_stop(worker *w, double wait_s);
 void item_free(item *it);
