@@ -22,7 +22,7 @@ static void worker_usage(FILE *out) {
         "  --name           the lease owner, in logs and job_events (default worker-PID)\n"
         "  --kinds          kinds to run (default: every kind of the class listed below)\n"
         "  --prefetch       jobs claimed ahead of free threads and held, leases kept alive, in\n"
-        "                   a local queue (alias --local-queue; default 32 for cpu, 0 for gpu);\n"
+        "                   a local queue (alias --local-queue; default 16 for cpu, 0 for gpu);\n"
         "                   on SIGTERM they go back to the queue at once, attempts unspent\n"
         "  --lease          lease length, heartbeats every third of it (default 30)\n"
         "  --exit-when-idle exit once it holds nothing and no job of its kinds is blocked,\n"

@@ -23,8 +23,11 @@ static qpo_pgtest *pg;
 static pid_t start_worker(const char *info, int slot, int generation) {
     static char names[WORKERS][32];
     snprintf(names[slot], sizeof(names[slot]), "k%d-%d", slot, generation);
+    /* A small local queue: its jobs are killed with the worker too. Each SIGKILL spends an
+     * attempt of every job the worker held, so a large one would spend the 5 attempts of
+     * many jobs in this storm of kills (as graphile-worker's local queue would). */
     return qt_worker(info, "--kinds", "test-insert", "--name", names[slot], "--concurrency", "4",
-                     "--lease", "2", "--poll", "0.2", NULL);
+                     "--prefetch", "4", "--lease", "2", "--poll", "0.2", NULL);
 }
 
 static void nap_ms(long ms) {

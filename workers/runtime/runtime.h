@@ -32,7 +32,7 @@ typedef struct qpo_worker_opts {
  * class's default). */
 void qpo_worker_opts_default(qpo_worker_opts *opts);
 
-/* 32 for cpu (short jobs: claims are batched and no thread waits for one), 0 for gpu (a job
+/* 16 for cpu (short jobs: claims are batched and no thread waits for one), 0 for gpu (a job
  * runs for minutes: holding more would only keep them from another free GPU). */
 int qpo_worker_default_prefetch(const char *job_class);
 

@@ -33,7 +33,7 @@ void qpo_worker_opts_default(qpo_worker_opts *o) {
 }
 
 int qpo_worker_default_prefetch(const char *job_class) {
-    return job_class && !strcmp(job_class, "gpu") ? 0 : 32;
+    return job_class && !strcmp(job_class, "gpu") ? 0 : 16;
 }
 
 static struct timeval tv_of(double s) {
