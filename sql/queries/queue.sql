@@ -214,9 +214,10 @@ SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WI
 -- The server's clock, so a benchmark times start and end on one clock (seconds).
 SELECT extract(epoch FROM clock_timestamp());
 
--- name: queue_bench_last_finished
--- When the transaction that completed the last of jobs [$1, $2] began (seconds).
-SELECT extract(epoch FROM max(finished_at)) FROM qpo.jobs WHERE id BETWEEN $1 AND $2;
+-- name: queue_bench_finished
+-- When the transactions that completed the first and the last of jobs [$1, $2] began (s).
+SELECT extract(epoch FROM max(finished_at)), extract(epoch FROM min(finished_at))
+  FROM qpo.jobs WHERE id BETWEEN $1 AND $2;
 
 -- name: queue_count_done
 SELECT count(*) FROM qpo.jobs

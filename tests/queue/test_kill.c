@@ -20,8 +20,9 @@
 
 static qpo_pgtest *pg;
 
+static char names[WORKERS][32];
+
 static pid_t start_worker(const char *info, int slot, int generation) {
-    static char names[WORKERS][32];
     snprintf(names[slot], sizeof(names[slot]), "k%d-%d", slot, generation);
     /* A small local queue: its jobs are killed with the worker too. Each SIGKILL spends an
      * attempt of every job the worker held, so a large one would spend the 5 attempts of
@@ -58,6 +59,13 @@ static void test_sigkill_loses_nothing_and_duplicates_nothing(void **state) {
         kills++;
         pids[victim] = start_worker(info, victim, ++generation[victim]);
     }
+    /* A worker started in the last round may not handle SIGTERM yet: its main connection,
+     * named after it, is opened after its signal handlers are installed. */
+    assert_true(qt_wait_for(conn, 60,
+                            "(SELECT count(DISTINCT application_name) FROM pg_stat_activity "
+                            "WHERE application_name IN ('qpo worker %s', 'qpo worker %s', "
+                            "'qpo worker %s', 'qpo worker %s')) = 4",
+                            names[0], names[1], names[2], names[3]));
     for (int i = 0; i < WORKERS; i++) {
         kill(pids[i], SIGTERM);
         assert_int_equal(qt_wait_exit(pids[i], 60), 0);
