@@ -134,8 +134,10 @@ static void *slot_main(void *arg) {
     worker *w = ctx->w;
     for (;;) {
         pthread_mutex_lock(&w->mu);
+        w->idle_threads++;
         while (!w->todo_head && !w->quit)
             pthread_cond_wait(&w->cv, &w->mu);
+        w->idle_threads--;
         item *it = w->todo_head;
         if (!it) {
             pthread_mutex_unlock(&w->mu);
@@ -187,14 +189,16 @@ void slots_dispatch(worker *w, item *it) {
     pthread_mutex_unlock(&w->mu);
 }
 
-item *slots_take_unstarted(worker *w, bool only_stopped) {
+item *slots_take_unstarted(worker *w, enum take which) {
     item *taken = NULL;
     pthread_mutex_lock(&w->mu);
     item **link = &w->todo_head;
     w->todo_tail = NULL;
+    int spared = which == TAKE_WAITING ? w->idle_threads : 0;
     while (*link) {
         item *it = *link;
-        if (only_stopped && !atomic_load(&it->stop)) {
+        bool keep = which == TAKE_STOPPED ? !atomic_load(&it->stop) : spared-- > 0;
+        if (keep) {
             w->todo_tail = it;
             link = &it->next;
             continue;

@@ -15,7 +15,7 @@
 #include "worker_internal.h"
 
 static void claim_more(worker *w);
-static void drop_unstarted(worker *w, bool only_stopped);
+static void drop_unstarted(worker *w, enum take which);
 static void connect_main(worker *w);
 static void on_poll(evutil_socket_t fd, short what, void *arg);
 
@@ -52,11 +52,11 @@ static void finish_if_drained(worker *w) {
         stop_loop(w);
 }
 
-/* Frees jobs of the local queue that no thread started (all, or those whose lease was lost:
- * cancelled or reaped, nothing of theirs to settle); with unclaim, hands them back to the
- * queue first as if never claimed. */
-static void drop_unstarted(worker *w, bool only_stopped) {
-    item *list = slots_take_unstarted(w, only_stopped);
+/* Frees jobs of the local queue that no thread started. Those whose lease was lost
+ * (cancelled, reaped) have nothing to settle; the others go back to the queue first, as if
+ * never claimed. */
+static void drop_unstarted(worker *w, enum take which) {
+    item *list = slots_take_unstarted(w, which);
     size_t n = 0;
     for (item *it = list; it; it = it->next)
         n++;
@@ -70,7 +70,7 @@ static void drop_unstarted(worker *w, bool only_stopped) {
         held_remove(w, it);
         item_free(it);
     }
-    if (!only_stopped) {
+    if (which != TAKE_STOPPED) {
         size_t back = 0;
         qpo_err err = {0};
         if (!w->conn || qpo_unclaim(w->conn, w->o.name, refs, n, &back, &err) < 0)
@@ -139,7 +139,7 @@ static void heartbeat(worker *w) {
     }
     free(refs);
     free(held);
-    drop_unstarted(w, true);
+    drop_unstarted(w, TAKE_STOPPED);
 }
 
 static void after_statements(worker *w) {
@@ -306,7 +306,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg) {
     qpo_claimed *none = NULL;
     size_t nnone = 0, n = 0;
     settle_pending(w, 0, &none, &nnone);
-    drop_unstarted(w, false);
+    drop_unstarted(w, TAKE_ALL);
     qpo_lease_ref *refs = malloc((w->nheld + 1) * sizeof(*refs));
     for (size_t i = 0; i < w->nheld; i++) {
         item *it = w->held[i];
@@ -334,7 +334,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
         return;
     }
     w->draining = true;
-    drop_unstarted(w, false); /* the local queue goes back at once, unspent */
+    /* The local queue goes back at once, unspent; a job an idle thread is taking right now
+     * runs within the grace period like the others. */
+    drop_unstarted(w, TAKE_WAITING);
     qpo_info("worker %s: %s: no new claims; waiting up to %.0f s for %zu running job%s", w->o.name,
              sig == SIGINT ? "SIGINT" : "SIGTERM", w->o.grace_s, w->nheld,
              w->nheld == 1 ? "" : "s");
@@ -430,7 +432,7 @@ static int setup_events(worker *w, qpo_err *err) {
 
 static void teardown(worker *w) {
     atomic_store(&w->shutting_down, true);
-    drop_unstarted(w, false); /* else the stopping threads would still run them */
+    drop_unstarted(w, TAKE_ALL); /* else the stopping threads would still run them */
     bool joined = w->threads ? slots_stop(w, 2.0) : true;
     /* Outcomes that came back after the loop stopped: settle what can be. */
     pthread_mutex_lock(&w->mu);

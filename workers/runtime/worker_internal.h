@@ -48,7 +48,7 @@ typedef struct worker {
     pthread_cond_t cv;
     item *todo_head, *todo_tail, *done_head;
     bool quit;
-    int idle_threads;
+    int idle_threads; /* waiting for a job: each will start one of todo's first */
     atomic_bool shutting_down;
 
     /* Main thread only. */
@@ -67,9 +67,12 @@ typedef struct worker {
 /* slots.c */
 int slots_start(worker *w, qpo_err *err);
 void slots_dispatch(worker *w, item *it);
-/* Takes the jobs no thread has started off the local queue (all, or only those told to stop)
- * and returns them as a list; no thread can start them afterwards. */
-item *slots_take_unstarted(worker *w, bool only_stopped);
+/* Which jobs slots_take_unstarted takes: those told to stop (lease lost), those no idle thread
+ * is about to start (the local queue proper), or all. */
+enum take { TAKE_STOPPED, TAKE_WAITING, TAKE_ALL };
+/* Takes jobs no thread has started off the local queue and returns them as a list; no thread
+ * can start them afterwards. */
+item *slots_take_unstarted(worker *w, enum take which);
 /* Stops the threads; waits up to wait_s for running handlers. true when all joined. */
 bool slots_stop(worker *w, double wait_s);
 void item_free(item *it);
