@@ -370,9 +370,27 @@ static void test_cancel_and_release(void **state) {
                                 "qpo.jobs WHERE id = %lld",
                                 (long long)rel),
                         "queued 5");
-    /* Succeeded jobs cannot be cancelled or retried. */
     qpo_lease_ref again = claim_one(conn, "noop", "w", 30);
     assert_true(complete(conn, "w", again));
+    /* Unclaim (a local queue given back): fenced like the rest, then as before the claim. */
+    int64_t unc = enqueue(conn, "noop", NULL);
+    qpo_lease_ref u = claim_one(conn, "noop", "w", 30);
+    assert_int_equal(u.id, unc);
+    size_t back = 9;
+    qpo_lease_ref stale = {u.id, u.attempt + 1};
+    assert_int_equal(qpo_unclaim(conn, "w", &stale, 1, &back, &err), 0);
+    assert_int_equal(back, 0);
+    assert_int_equal(qpo_unclaim(conn, "other", &u, 1, &back, &err), 0);
+    assert_int_equal(back, 0);
+    assert_int_equal(qpo_unclaim(conn, "w", &u, 1, &back, &err), 0);
+    assert_int_equal(back, 1);
+    assert_string_equal(qt_text(conn,
+                                "SELECT state || ' ' || attempt || '/' || max_attempts || ' ' || "
+                                "(started_at IS NULL) FROM qpo.jobs WHERE id = %lld",
+                                (long long)unc),
+                        "queued 0/5 true");
+    assert_true(complete(conn, "w", claim_one(conn, "noop", "w", 30)));
+    /* Succeeded jobs cannot be cancelled or retried. */
     assert_int_equal(qpo_job_retry(conn, rel, &err), -1);
     assert_non_null(strstr(err.msg, "it is succeeded"));
     PQfinish(conn);
