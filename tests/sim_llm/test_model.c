@@ -252,13 +252,14 @@ static const char *content_of(json_t *j) {
 }
 
 /* Across many prompts the math answer is the gold for some and a slip for others, always
- * "Final Answer: N", and the answer's NLL is lower when it is right. */
+ * "Final Answer: N", and the answer's NLL is lower when it is right. The prompts share no
+ * word: skill follows words, so prompts differing in one number would mostly agree. */
 static void test_math_answers(void **state) {
     int right = 0, wrong = 0;
     double nll_right = 0, nll_wrong = 0;
     for (int p = 0; p < 40; p++) {
         char prompt[64];
-        snprintf(prompt, sizeof(prompt), "Prompt number %d: think it through.", p);
+        snprintf(prompt, sizeof(prompt), "Think%d it%d through%d.", p, p, p);
         char *user = qpo_math_user_message(
             json_string_value(json_object_get(data.items[5].fields, "question")), prompt);
         json_t *j = chat(user, 0, 0);

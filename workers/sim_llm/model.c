@@ -55,8 +55,100 @@ static uint64_t task_seed(const qpo_task *task) {
     return sim_hash(name, strlen(name), 0x7A5C);
 }
 
+/* The prompt's whole text: salts the per-pair noise and the smaller whole-string skill term. */
 static uint64_t prompt_hash(const sim_pair *p) {
     return sim_hash_words(p->prompt, p->prompt_len, 1 << 30) ^ task_seed(p->task);
+}
+
+/* Content of a prompt, as the skill reads it: its distinct words and word bigrams (lowercase
+ * runs of letters, digits and non-ASCII bytes; punctuation and spacing ignored), each hashed
+ * with the task. Distinct, so repeating a good word does not repeat its effect. */
+#define MAX_WORDS 128
+#define BIGRAM_WEIGHT 0.35 /* a bigram counts half a word: an edit touches two of them */
+#define WHOLE_WEIGHT 0.2   /* share of the whole string in a skill's standard deviation */
+typedef struct grams {
+    uint64_t h[2 * MAX_WORDS];
+    double w[2 * MAX_WORDS];
+    int n;
+    double norm; /* sqrt of the sum of squared weights */
+    uint64_t whole;
+} grams;
+
+static int is_word_byte(unsigned char c) {
+    return isalnum(c) || c >= 0x80;
+}
+
+static void add_gram(grams *g, uint64_t h) {
+    for (int i = 0; i < g->n; i++)
+        if (g->h[i] == h)
+            return;
+    g->h[g->n] = h;
+    g->w[g->n++] = (h & 1) ? BIGRAM_WEIGHT : 1.0;
+}
+
+/* The task's label names carry their effect through the mention bonus; as n-grams they would
+ * tie every prompt that lists the labels to one draw of four words. */
+static int is_label_word(const qpo_task *task, const char *w, size_t len) {
+    if (!task || task->type != QPO_TASK_CLASSIFICATION)
+        return 0;
+    for (int k = 0; k < task->n_labels; k++)
+        if (strlen(task->verbalizers[k]) == len && !strncasecmp(task->verbalizers[k], w, len))
+            return 1;
+    return 0;
+}
+
+static void prompt_grams(const sim_pair *p, grams *g) {
+    uint64_t seed = task_seed(p->task), prev = 0;
+    int words = 0;
+    char buf[64];
+    g->n = 0;
+    for (size_t i = 0; i < p->prompt_len && words < MAX_WORDS;) {
+        while (i < p->prompt_len && !is_word_byte((unsigned char)p->prompt[i]))
+            i++;
+        size_t len = 0;
+        while (i < p->prompt_len && is_word_byte((unsigned char)p->prompt[i])) {
+            if (len < sizeof(buf))
+                buf[len++] = (char)tolower((unsigned char)p->prompt[i]);
+            i++;
+        }
+        if (!len)
+            continue;
+        words++;
+        if (is_label_word(p->task, buf, len)) {
+            prev = 0;
+            continue;
+        }
+        /* The low bit tells a bigram (1) from a word (0): weights follow it. */
+        uint64_t h = sim_hash(buf, len, seed);
+        add_gram(g, h & ~1ULL);
+        if (prev)
+            add_gram(g, sim_mix(prev, h) | 1ULL);
+        prev = h;
+    }
+    double sq = 0;
+    for (int i = 0; i < g->n; i++)
+        sq += g->w[i] * g->w[i];
+    g->norm = sqrt(sq);
+    g->whole = prompt_hash(p);
+}
+
+/* A standard normal that is a function of the prompt's content: the normalised weighted sum
+ * of its n-grams' values, plus the smaller whole-string term. `salt` picks the quantity
+ * (a query group's skill, a label's bias). */
+static double content_normal(const grams *g, uint64_t salt) {
+    double sum = 0;
+    for (int i = 0; i < g->n; i++)
+        sum += g->w[i] * sim_normal(sim_mix(g->h[i], salt));
+    double content = g->norm > 0 ? sum / g->norm : 0;
+    double whole = sim_normal(sim_mix(g->whole, salt));
+    if (g->norm <= 0)
+        return whole; /* no words: the string is all there is */
+    return sqrt(1 - WHOLE_WEIGHT * WHOLE_WEIGHT) * content + WHOLE_WEIGHT * whole;
+}
+
+/* In [-1, 1), uniform over prompts: the normal mapped through its own distribution. */
+static double content_unit(const grams *g, uint64_t salt) {
+    return erf(content_normal(g, salt) / sqrt(2.0));
 }
 
 static int contains_ci(const char *hay, size_t n, const char *needle) {
@@ -83,19 +175,47 @@ static double feature_bonus(const sim_pair *p, int group) {
     return 0;
 }
 
-double sim_margin(const sim_pair *p) {
-    int g = sim_group(p->task, p->query, p->query_len);
-    double skill = 2 * sim_unit(sim_mix(prompt_hash(p), (uint64_t)g)) - 1 + feature_bonus(p, g);
-    double difficulty = 2 * sim_unit(sim_mix(p->query_key, task_seed(p->task))) - 1;
-    double m0 = p->task && p->task->type == QPO_TASK_MATH ? MATH_M0 : LABEL_M0;
-    return m0 + SKILL_A * skill + DIFFICULTY_D * difficulty + FEWSHOT_F * (p->n_demos > 0);
+#define SKILL_SALT 0x5C111ULL
+#define BIAS_SALT 0xB1A5ULL
+
+static double skill(const sim_pair *p, const grams *g, int group) {
+    return content_unit(g, sim_mix(SKILL_SALT, (uint64_t)group)) + feature_bonus(p, group);
 }
 
-static uint64_t noise_hash(const sim_pair *p) {
-    uint64_t h = sim_mix(sim_mix(prompt_hash(p), p->query_key), p->demos_hash);
+static double margin(const sim_pair *p, const grams *g) {
+    int group = sim_group(p->task, p->query, p->query_len);
+    double difficulty = 2 * sim_unit(sim_mix(p->query_key, task_seed(p->task))) - 1;
+    double m0 = p->task && p->task->type == QPO_TASK_MATH ? MATH_M0 : LABEL_M0;
+    return m0 + SKILL_A * skill(p, g, group) + DIFFICULTY_D * difficulty +
+           FEWSHOT_F * (p->n_demos > 0);
+}
+
+double sim_margin(const sim_pair *p) {
+    grams g;
+    prompt_grams(p, &g);
+    return margin(p, &g);
+}
+
+double sim_prompt_skill(const qpo_task *task, const char *prompt, size_t len, int group) {
+    sim_pair p = {.task = task, .prompt = prompt, .prompt_len = len};
+    grams g;
+    prompt_grams(&p, &g);
+    return skill(&p, &g, group);
+}
+
+/* What the noise of one (prompt, query) pair is drawn from, apart from the prompt: the query,
+ * the demonstrations and, when sampling, the seed and temperature. */
+static uint64_t noise_salt(const sim_pair *p) {
+    uint64_t h = sim_mix(p->query_key, p->demos_hash);
     if (p->temperature > 0)
         h = sim_mix(sim_mix(h, (uint64_t)p->seed), (uint64_t)(p->temperature * 1000));
     return h;
+}
+
+/* The whole request, for choices that are not the model's judgement (a wrong answer's slip,
+ * the lead sentence). */
+static uint64_t noise_hash(const sim_pair *p) {
+    return sim_mix(prompt_hash(p), noise_salt(p));
 }
 
 static double noise_sigma(const sim_pair *p) {
@@ -104,14 +224,17 @@ static double noise_sigma(const sim_pair *p) {
 
 void sim_label_logprobs(const sim_pair *p, int gold, int n_labels, const char *const *verbalizers,
                         double *out) {
-    double m = sim_margin(p), sigma = noise_sigma(p), zmax = -1e300;
-    uint64_t ph = prompt_hash(p), nh = noise_hash(p);
+    grams g;
+    prompt_grams(p, &g);
+    double m = margin(p, &g), sigma = noise_sigma(p), zmax = -1e300;
+    uint64_t ns = noise_salt(p);
     for (int k = 0; k < n_labels; k++) {
-        /* A prompt's bias towards a label is tied to the label's text, not its index. */
+        /* A prompt's lean towards a label follows its words and the label's text (not its
+         * index), as its skill does. */
         const char *v = verbalizers[k];
-        double bias = 2 * sim_unit(sim_hash(v, strlen(v), ph)) - 1;
-        out[k] =
-            m * (k == gold) + LABEL_BIAS_B * bias + sigma * sim_normal(sim_mix(nh, (uint64_t)k));
+        double bias = content_unit(&g, sim_hash(v, strlen(v), BIAS_SALT));
+        out[k] = m * (k == gold) + LABEL_BIAS_B * bias +
+                 sigma * content_normal(&g, sim_mix(ns, (uint64_t)k));
         if (out[k] > zmax)
             zmax = out[k];
     }
@@ -159,7 +282,9 @@ static const char *const LEADS[] = {
 };
 
 void sim_math_answer(const sim_pair *p, const char *gold, sim_math *out) {
-    double z = sim_margin(p) + noise_sigma(p) * sim_normal(noise_hash(p));
+    grams g;
+    prompt_grams(p, &g);
+    double z = margin(p, &g) + noise_sigma(p) * content_normal(&g, noise_salt(p));
     uint64_t h = noise_hash(p);
     out->confidence = 1 / (1 + exp(-z));
     if (gold && *gold) {

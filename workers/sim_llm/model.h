@@ -5,11 +5,13 @@
  * quantity is a pure function of (task, prompt, query, demonstrations, temperature, seed).
  *
  *   group g(q)   = 2 * [words(q) >= T_task] + [first letter of q's first word in a..m]
- *   skill s(p,g) = 2 u(H(task, p, g)) - 1  + label-mention / "step" bonus
+ *   skill s(p,g) = erf(c(p,g) / sqrt 2) + label-mention / "step" bonus, where c is a
+ *                  standard normal made of the prompt's words and bigrams (each hashes to a
+ *                  value per group) plus a smaller whole-string term
  *   difficulty d = 2 u(H(task, q)) - 1
  *   margin m     = M0 + A s + D d + F [few-shot]
- * Label tasks: z_k = m [k = gold] + B b(p,k) + sigma eps_k; mean logprob of verbalizer k is
- * log softmax(z)_k + log 0.7. Math: correct iff m + sigma eps > 0. */
+ * Label tasks: z_k = m [k = gold] + B b(p,k) + sigma eps_k (b built like the skill); mean logprob
+ * of verbalizer k is log softmax(z)_k + log 0.7. Math: correct iff m + sigma eps > 0. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +35,9 @@ typedef struct sim_pair {
 
 int sim_group(const qpo_task *task, const char *query, size_t len);
 double sim_margin(const sim_pair *p);
+/* s(p, g): the prompt's skill on query group g, bonus included (docs/sim-llm.md). Exposed so
+ * tests and tools can reason about which words help which group without sending requests. */
+double sim_prompt_skill(const qpo_task *task, const char *prompt, size_t len, int group);
 
 /* Mean log-probability of each label's verbalizer tokens (n_labels of them). */
 void sim_label_logprobs(const sim_pair *p, int gold, int n_labels, const char *const *verbalizers,
