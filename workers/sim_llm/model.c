@@ -60,11 +60,11 @@ static uint64_t prompt_hash(const sim_pair *p) {
     return sim_hash_words(p->prompt, p->prompt_len, 1 << 30) ^ task_seed(p->task);
 }
 
-/* Content of a prompt, as the skill reads it: its distinct words and word bigrams (lowercase
+/* Content of a prompt, as the model reads it: its distinct words and word bigrams (lowercase
  * runs of letters, digits and non-ASCII bytes; punctuation and spacing ignored), each hashed
  * with the task. Distinct, so repeating a good word does not repeat its effect. */
 #define MAX_WORDS 128
-#define BIGRAM_WEIGHT 0.35 /* a bigram counts half a word: an edit touches two of them */
+#define BIGRAM_WEIGHT 0.35 /* a bigram counts about a third of a word: an edit touches two */
 #define WHOLE_WEIGHT 0.2   /* share of the whole string in a skill's standard deviation */
 typedef struct grams {
     uint64_t h[2 * MAX_WORDS];
@@ -134,7 +134,7 @@ static void prompt_grams(const sim_pair *p, grams *g) {
 
 /* A standard normal that is a function of the prompt's content: the normalised weighted sum
  * of its n-grams' values, plus the smaller whole-string term. `salt` picks the quantity
- * (a query group's skill, a label's bias). */
+ * (a query group's skill, a label's lean, one pair's noise). */
 static double content_normal(const grams *g, uint64_t salt) {
     double sum = 0;
     for (int i = 0; i < g->n; i++)

@@ -10,8 +10,8 @@
  *                  value per group) plus a smaller whole-string term
  *   difficulty d = 2 u(H(task, q)) - 1
  *   margin m     = M0 + A s + D d + F [few-shot]
- * Label tasks: z_k = m [k = gold] + B b(p,k) + sigma eps_k (b built like the skill); mean logprob
- * of verbalizer k is log softmax(z)_k + log 0.7. Math: correct iff m + sigma eps > 0. */
+ * Label tasks: z_k = m [k = gold] + B b(p,k) + sigma eps_k (b and eps built like the skill); mean
+ * logprob of verbalizer k is log softmax(z)_k + log 0.7. Math: correct iff m + sigma eps > 0. */
 
 #include <stddef.h>
 #include <stdint.h>
