@@ -31,23 +31,27 @@ PGconn *qpo_db_connect(const char *conninfo, const char *application_name, qpo_e
     return conn;
 }
 
-static PGresult *check_result(PGconn *conn, PGresult *res, const char *what, qpo_err *err) {
+PGresult *qpo_db_check(PGconn *conn, PGresult *res, const char *what, qpo_err *err) {
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *det = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-    qpo_err_set(err, QPO_EXIT_RUNTIME, "%s failed: %s", what,
-                msg ? msg : PQerrorMessage(conn));
-    qpo_err_detail(err, "SQLSTATE %s%s%s", state ? state : "none", det ? "; " : "",
-                   det ? det : "");
+    const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+    qpo_err_set(err, QPO_EXIT_RUNTIME, "%s failed: %s", what, msg ? msg : PQerrorMessage(conn));
+    if (det)
+        qpo_err_detail(err, "%s", det);
+    if (hint)
+        qpo_err_hint(err, "%s", hint);
+    if (err && state)
+        snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
     PQclear(res);
     return NULL;
 }
 
 int qpo_db_exec(PGconn *conn, const char *sql, qpo_err *err) {
-    PGresult *res = check_result(conn, PQexec(conn, sql), "SQL", err);
+    PGresult *res = qpo_db_check(conn, PQexec(conn, sql), "SQL", err);
     if (!res)
         return -1;
     PQclear(res);
@@ -57,19 +61,17 @@ int qpo_db_exec(PGconn *conn, const char *sql, qpo_err *err) {
 PGresult *qpo_db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
                        qpo_err *err) {
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    return check_result(conn, res, "query", err);
+    return qpo_db_check(conn, res, "query", err);
 }
 
 PGresult *qpo_db_named(PGconn *conn, const char *name, int nparams, const char *const *params,
                        qpo_err *err) {
     PGresult *res = PQexecParams(conn, qpo_sql(name), nparams, NULL, params, NULL, NULL, 0);
-    return check_result(conn, res, name, err);
+    return qpo_db_check(conn, res, name, err);
 }
 
 bool qpo_db_err_sqlstate_is(const qpo_err *err, const char *sqlstate) {
-    char want[32];
-    snprintf(want, sizeof(want), "SQLSTATE %s", sqlstate);
-    return strncmp(err->detail, want, strlen(want)) == 0;
+    return strcmp(err->sqlstate, sqlstate) == 0;
 }
 
 bool qpo_db_conn_lost(PGconn *conn) {

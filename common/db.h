@@ -18,7 +18,7 @@ PGconn *qpo_db_connect(const char *conninfo, const char *application_name, qpo_e
 int qpo_db_exec(PGconn *conn, const char *sql, qpo_err *err);
 
 /* Runs one parameterised statement (text parameters, NULL for SQL NULL). Returns a result
- * with status COMMAND_OK or TUPLES_OK, or NULL with err set (SQLSTATE in the detail). */
+ * with status COMMAND_OK or TUPLES_OK, or NULL with err set (see qpo_db_check). */
 PGresult *qpo_db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
                        qpo_err *err);
 
@@ -30,7 +30,12 @@ PGresult *qpo_db_named(PGconn *conn, const char *name, int nparams, const char *
  * sql/queries/. Aborts on an unknown name: that is a programming error, not a user error. */
 const char *qpo_sql(const char *name);
 
-/* SQLSTATE of the last failed statement kept in err->detail, e.g. "40001"; "" if none. */
+/* The one check of a result: res itself when it is COMMAND_OK or TUPLES_OK; otherwise NULL
+ * (res cleared) with err holding what the server said: "WHAT failed: MESSAGE", its detail,
+ * hint and SQLSTATE as separate fields. */
+PGresult *qpo_db_check(PGconn *conn, PGresult *res, const char *what, qpo_err *err);
+
+/* True when err came from a statement the server failed with this SQLSTATE, e.g. "40001". */
 bool qpo_db_err_sqlstate_is(const qpo_err *err, const char *sqlstate);
 
 /* True when the connection is gone (server restart, network): callers reconnect. */

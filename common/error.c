@@ -61,5 +61,13 @@ int qpo_err_print(const qpo_err *err) {
         fprintf(stderr, "  detail: %s\n", err->detail);
     if (err->hint[0])
         fprintf(stderr, "  hint: %s\n", err->hint);
+    if (err->sqlstate[0])
+        fprintf(stderr, "  sqlstate: %s\n", err->sqlstate);
     return err->code ? err->code : QPO_EXIT_RUNTIME;
+}
+
+void qpo_err_format(const qpo_err *err, char *out, size_t size) {
+    snprintf(out, size, "%s%s%s%s%s%s%s", err->msg[0] ? err->msg : "unknown error",
+             err->detail[0] ? "\nDETAIL: " : "", err->detail, err->hint[0] ? "\nHINT: " : "",
+             err->hint, err->sqlstate[0] ? "\nSQLSTATE: " : "", err->sqlstate);
 }

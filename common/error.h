@@ -2,6 +2,7 @@
 #define QPO_ERROR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* One error shape carried up the call stack and printed the same way by every command, after
  * PostgreSQL's ereport: a short message, the detail (file, line, field, value) and a hint. */
@@ -17,6 +18,7 @@ typedef struct qpo_err {
     char msg[512];
     char detail[1024];
     char hint[512];
+    char sqlstate[6]; /* PostgreSQL's SQLSTATE when the server raised it, else "" */
 } qpo_err;
 
 void qpo_err_clear(qpo_err *err);
@@ -31,5 +33,9 @@ void qpo_err_prefix(qpo_err *err, const char *fmt, ...) __attribute__((format(pr
 
 /* Prints "qpo: error: MSG" plus DETAIL/HINT lines to stderr; returns err->code (1 if unset). */
 int qpo_err_print(const qpo_err *err);
+
+/* The whole error as one text in PostgreSQL's own shape, for a column (a job's last_error):
+ * "MSG\nDETAIL: ...\nHINT: ...\nSQLSTATE: ..." with absent parts left out. */
+void qpo_err_format(const qpo_err *err, char *out, size_t size);
 
 #endif

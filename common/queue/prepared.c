@@ -29,19 +29,6 @@ static prepared_set *set_of(PGconn *conn) {
     return s;
 }
 
-static PGresult *checked(PGconn *conn, PGresult *res, const char *what, qpo_err *err) {
-    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return res;
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *det = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-    qpo_err_set(err, QPO_EXIT_RUNTIME, "%s failed: %s", what, msg ? msg : PQerrorMessage(conn));
-    qpo_err_detail(err, "SQLSTATE %s%s%s", state ? state : "none", det ? "; " : "", det ? det : "");
-    PQclear(res);
-    return NULL;
-}
-
 PGresult *qpo_queue_exec(PGconn *conn, const char *name, int nparams, const char *const *params,
                          qpo_err *err) {
     int idx = -1;
@@ -52,11 +39,11 @@ PGresult *qpo_queue_exec(PGconn *conn, const char *name, int nparams, const char
         return qpo_db_named(conn, name, nparams, params, err);
     prepared_set *s = set_of(conn);
     if (!(s->done & (1u << idx))) {
-        PGresult *res = checked(conn, PQprepare(conn, name, qpo_sql(name), 0, NULL), name, err);
+        PGresult *res = qpo_db_check(conn, PQprepare(conn, name, qpo_sql(name), 0, NULL), name, err);
         if (!res)
             return NULL;
         PQclear(res);
         s->done |= 1u << idx;
     }
-    return checked(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), name, err);
+    return qpo_db_check(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), name, err);
 }

@@ -50,7 +50,7 @@ WITH c AS (
 UPDATE qpo.jobs j
    SET state = 'running', attempt = j.attempt + 1, lease_owner = $4,
        lease_expires_at = now() + make_interval(secs => $5::double precision),
-       started_at = now()
+       started_at = now(), last_error = NULL -- the previous attempt's stays in job_events
   FROM c
  WHERE j.id = c.id
 RETURNING j.id, j.kind, j.attempt, j.max_attempts, coalesce(j.run_id, 0), j.payload;
@@ -90,7 +90,7 @@ WITH done AS (
     UPDATE qpo.jobs j
        SET state = 'running', attempt = j.attempt + 1, lease_owner = $4,
            lease_expires_at = now() + make_interval(secs => $8::double precision),
-           started_at = now()
+           started_at = now(), last_error = NULL
       FROM c
      WHERE j.id = c.id
     RETURNING j.id, j.kind, j.attempt, j.max_attempts, coalesce(j.run_id, 0) AS run_id, j.payload

@@ -98,10 +98,12 @@ static bool settle_one(worker *w, item *it) {
     if (it->status == QPO_JOB_RETRY || it->status == QPO_JOB_FATAL) {
         char state[16] = "";
         qpo_backoff b = {w->o.backoff_base_ms, w->o.backoff_cap_ms};
-        char msg[sizeof(it->err.msg) + sizeof(it->err.detail) + 4] = "handler failed";
+        /* last_error keeps the whole error (message, detail, hint, SQLSTATE), so what a
+         * trigger or the target check said reaches qpo jobs and qpo status. */
+        char msg[sizeof(it->err.msg) + sizeof(it->err.detail) + sizeof(it->err.hint) + 64] =
+            "handler failed";
         if (qpo_err_is_set(&it->err))
-            snprintf(msg, sizeof(msg), "%s%s%s", it->err.msg, it->err.detail[0] ? "; " : "",
-                     it->err.detail);
+            qpo_err_format(&it->err, msg, sizeof(msg));
         rc = qpo_fail(w->conn, w->o.name, ref, msg, it->status == QPO_JOB_FATAL, b, state, &err);
         if (rc == 0 && state[0])
             qpo_info("worker %s: job %lld (%s) attempt %d %s: %s", w->o.name, (long long)it->c.id,
