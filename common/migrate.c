@@ -7,16 +7,6 @@
 #include "db.h"
 #include "sql_files.h"
 
-/* Any fixed number works; it only has to be the same for every qpo process. */
-#define MIGRATION_LOCK_KEY "7206310851"
-
-static const char bootstrap_sql[] =
-    "CREATE SCHEMA IF NOT EXISTS qpo;"
-    "CREATE TABLE IF NOT EXISTS qpo.schema_migrations ("
-    "  name text PRIMARY KEY,"
-    "  sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),"
-    "  applied_at timestamptz NOT NULL DEFAULT now())";
-
 static void sha256_hex(const char *text, char out[65]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
@@ -32,8 +22,7 @@ static int applied_state(PGconn *conn, const qpo_sql_file *f, qpo_err *err) {
     char sum[65];
     sha256_hex(f->text, sum);
     const char *params[] = {f->name};
-    PGresult *res = qpo_db_query(
-        conn, "SELECT sha256 FROM qpo.schema_migrations WHERE name = $1", 1, params, err);
+    PGresult *res = qpo_db_named(conn, "migrate_applied_sha", 1, params, err);
     if (!res)
         return -1;
     int state = 0;
@@ -61,8 +50,7 @@ static int apply_one(PGconn *conn, const qpo_sql_file *f, qpo_err *err) {
     const char *params[] = {f->name, sum};
     PGresult *res = NULL;
     if (qpo_db_exec(conn, f->text, err) == 0)
-        res = qpo_db_query(conn, "INSERT INTO qpo.schema_migrations (name, sha256) VALUES ($1, $2)",
-                           2, params, err);
+        res = qpo_db_named(conn, "migrate_record", 2, params, err);
     if (!res || qpo_db_commit(conn, err) < 0) {
         PQclear(res);
         qpo_db_rollback(conn);
@@ -74,14 +62,13 @@ static int apply_one(PGconn *conn, const qpo_sql_file *f, qpo_err *err) {
 }
 
 static int lock_and_bootstrap(PGconn *conn, qpo_err *err) {
-    if (qpo_db_exec(conn, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", err) < 0)
+    if (qpo_db_exec(conn, qpo_sql("migrate_lock"), err) < 0)
         return -1;
-    /* CREATE ... IF NOT EXISTS can still race on the catalog; the lock above prevents that. */
-    return qpo_db_exec(conn, bootstrap_sql, err);
+    return qpo_db_exec(conn, qpo_sql("migrate_bootstrap"), err);
 }
 
 static void unlock(PGconn *conn) {
-    PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")"));
+    PQclear(PQexec(conn, qpo_sql("migrate_unlock")));
 }
 
 int qpo_migrate(PGconn *conn, FILE *out, qpo_err *err) {
@@ -107,8 +94,7 @@ int qpo_migrate(PGconn *conn, FILE *out, qpo_err *err) {
 }
 
 int qpo_migrate_check(PGconn *conn, qpo_err *err) {
-    PGresult *res = qpo_db_query(conn, "SELECT to_regclass('qpo.schema_migrations') IS NOT NULL",
-                                 0, NULL, err);
+    PGresult *res = qpo_db_named(conn, "migrate_has_table", 0, NULL, err);
     if (!res)
         return -1;
     bool exists = PQgetvalue(res, 0, 0)[0] == 't';
@@ -128,8 +114,7 @@ int qpo_migrate_check(PGconn *conn, qpo_err *err) {
 }
 
 int qpo_migrate_status(PGconn *conn, FILE *out, qpo_err *err) {
-    PGresult *res = qpo_db_query(conn, "SELECT to_regclass('qpo.schema_migrations') IS NOT NULL",
-                                 0, NULL, err);
+    PGresult *res = qpo_db_named(conn, "migrate_has_table", 0, NULL, err);
     if (!res)
         return -1;
     bool exists = PQgetvalue(res, 0, 0)[0] == 't';

@@ -134,7 +134,7 @@ static void wait_for_work(PGconn *conn, int poll_ms) {
 
 static PGconn *listen_connect(const char *db, qpo_err *err) {
     PGconn *conn = qpo_sched_connect(db, "qpo scheduler", err);
-    if (conn && qpo_db_exec(conn, "LISTEN qpo_experiments", err) < 0) {
+    if (conn && qpo_db_exec(conn, qpo_sql("scheduler_listen"), err) < 0) {
         PQfinish(conn);
         return NULL;
     }

@@ -39,11 +39,13 @@ PGresult *qpo_queue_exec(PGconn *conn, const char *name, int nparams, const char
         return qpo_db_named(conn, name, nparams, params, err);
     prepared_set *s = set_of(conn);
     if (!(s->done & (1u << idx))) {
-        PGresult *res = qpo_db_check(conn, PQprepare(conn, name, qpo_sql(name), 0, NULL), name, err);
+        PGresult *res =
+            qpo_db_check(conn, PQprepare(conn, name, qpo_sql(name), 0, NULL), name, err);
         if (!res)
             return NULL;
         PQclear(res);
         s->done |= 1u << idx;
     }
-    return qpo_db_check(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), name, err);
+    return qpo_db_check(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), name,
+                        err);
 }

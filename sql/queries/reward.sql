@@ -3,17 +3,19 @@
 
 -- name: reward_run_info
 -- $1 run id: the run's task, setting, seed, test shape and its target.
-SELECT r.task, r.setting, r.seed, r.test_size, r.target, t.base_url, t.model, t.config::text
+SELECT r.task, r.setting, r.seed, r.test_size, r.target, t.base_url, t.model,
+       t.config::text AS config
 FROM qpo.runs r JOIN qpo.targets t ON t.name = r.target
 WHERE r.id = $1;
 
 -- name: reward_target_info
 -- $1 target name.
-SELECT t.name, t.base_url, t.model, t.config::text FROM qpo.targets t WHERE t.name = $1;
+SELECT t.name, t.base_url, t.model, t.config::text AS config FROM qpo.targets t WHERE t.name = $1;
 
 -- name: reward_collect_pairs
 -- $1 run, $2 loop, $3 batch: the batch's (item, generated prompt) pairs with the item's data.
-SELECT g.item_id, i.query, g.prompt, i.fields::text, i.label, i.answer
+-- Item readers (qpo_items_read) take columns by name.
+SELECT g.item_id, i.query, g.prompt, i.fields::text AS fields, i.label, i.answer
 FROM qpo.generations g
 JOIN qpo.runs r ON r.id = g.run_id
 JOIN qpo.task_items i ON i.task = r.task AND i.item_id = g.item_id
@@ -22,7 +24,7 @@ ORDER BY g.item_id;
 
 -- name: reward_test_pairs
 -- $1 run, $2 loop, $3 shard, $4 shards: the policy's test prompts of this shard (ord % shards).
-SELECT g.item_id, i.query, g.prompt, i.fields::text, i.label, i.answer
+SELECT g.item_id, i.query, g.prompt, i.fields::text AS fields, i.label, i.answer
 FROM qpo.runs r
 JOIN LATERAL qpo.test_sample(r.task, r.seed, r.test_size) s ON true
 JOIN qpo.generations g ON g.run_id = r.id AND g.loop = $2 AND g.purpose = 'test'
@@ -33,7 +35,7 @@ ORDER BY s.ord;
 
 -- name: reward_test_items
 -- $1 run, $2 shard, $3 shards: the run's test sample items of this shard (baseline scoring).
-SELECT i.item_id, i.query, i.fields::text, i.label, i.answer
+SELECT i.item_id, i.query, i.fields::text AS fields, i.label, i.answer
 FROM qpo.runs r
 JOIN LATERAL qpo.test_sample(r.task, r.seed, r.test_size) s ON true
 JOIN qpo.task_items i ON i.task = r.task AND i.item_id = s.item_id
@@ -42,7 +44,7 @@ ORDER BY s.ord;
 
 -- name: reward_train_sample
 -- $1 task, $2 seed, $3 n: the d0 job's seeded sample of train items.
-SELECT i.item_id, i.query, i.fields::text, i.label, i.answer
+SELECT i.item_id, i.query, i.fields::text AS fields, i.label, i.answer
 FROM qpo.seeded_order($1, 'train', $2::integer, 'd0') o
 JOIN qpo.task_items i ON i.task = $1 AND i.item_id = o.item_id
 WHERE o.ord < $3::bigint
@@ -75,61 +77,3 @@ INSERT INTO qpo.llm_calls (target, endpoint, model, request_hash, cacheable, req
                            job_id, job_attempt, worker)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 RETURNING id;
-
--- name: reward_insert_cache_hits
--- $1 a JSON array of cache-hit rows (workers/reward/audit.c), written with the job's outputs.
-INSERT INTO qpo.llm_calls (target, endpoint, model, request_hash, cacheable, status, attempt,
-                           cache_hit, cached_call_id, job_id, job_attempt, worker)
-SELECT x.target, x.endpoint, x.model, x.request_hash, x.cacheable, 'ok', 0, true,
-       x.cached_call_id, x.job_id, x.job_attempt, x.worker
-FROM jsonb_to_recordset($1::jsonb) AS x(target text, endpoint text, model text,
-     request_hash text, cacheable boolean, cached_call_id bigint, job_id bigint,
-     job_attempt integer, worker text);
-
--- name: reward_insert_rewards
--- $1 a JSON array of reward rows (workers/reward/reward_job.c), $2 job id.
-INSERT INTO qpo.rewards (run_id, loop, batch, item_id, query, prompt, nlls, completion_nll,
-                         completion, prediction, correct, predictions, acc_q, avg_acc,
-                         raw_reward, norm_reward, d0_min_raw, d0_max_raw, call_ids, job_id)
-SELECT x.run_id, x.loop, x.batch, x.item_id, x.query, x.prompt,
-       CASE WHEN x.nlls IS NULL THEN NULL
-            ELSE translate(x.nlls::text, '[]', '{}')::double precision[] END,
-       x.completion_nll, x.completion, x.prediction, x.correct,
-       CASE WHEN x.predictions IS NULL THEN NULL
-            ELSE translate(x.predictions::text, '[]', '{}')::integer[] END,
-       x.acc_q, x.avg_acc, x.raw_reward, x.norm_reward, x.d0_min_raw, x.d0_max_raw,
-       translate(x.call_ids::text, '[]', '{}')::bigint[], $2::bigint
-FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, loop integer, batch integer,
-     item_id integer, query text, prompt text, nlls jsonb, completion_nll double precision,
-     completion text, prediction text, correct boolean, predictions jsonb,
-     acc_q double precision, avg_acc double precision, raw_reward double precision,
-     norm_reward double precision, d0_min_raw double precision, d0_max_raw double precision,
-     call_ids jsonb);
-
--- name: reward_insert_eval_scores
--- $1 a JSON array of score rows (workers/reward/score_job.c), $2 job id.
-INSERT INTO qpo.eval_scores (run_id, loop, source, shard, item_id, prompt, nlls, completion_nll,
-                             completion, prediction, predictions, acc, call_ids, job_id)
-SELECT x.run_id, x.loop, x.source, x.shard, x.item_id, x.prompt,
-       CASE WHEN x.nlls IS NULL THEN NULL
-            ELSE translate(x.nlls::text, '[]', '{}')::double precision[] END,
-       x.completion_nll, x.completion, x.prediction,
-       CASE WHEN x.predictions IS NULL THEN NULL
-            ELSE translate(x.predictions::text, '[]', '{}')::integer[] END,
-       x.acc, translate(x.call_ids::text, '[]', '{}')::bigint[], $2::bigint
-FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, loop integer, source text,
-     shard integer, item_id integer, prompt text, nlls jsonb, completion_nll double precision,
-     completion text, prediction text, predictions jsonb, acc double precision,
-     call_ids jsonb);
-
--- name: reward_insert_d0
--- $1 a JSON array of D_0 records (workers/reward/d0_job.c). A record already there (same
--- task, setting, target, query, prompt) is kept as it was: D_0 rows are written once.
-INSERT INTO qpo.d0_records (task, setting, target, source, prompt_method, query, label, answer,
-                            prompt, acc, avg_acc, raw_reward, extra)
-SELECT x.task, x.setting, x.target, x.source, x.prompt_method, x.query, x.label, x.answer,
-       x.prompt, x.acc, x.avg_acc, x.raw_reward, x.extra
-FROM jsonb_to_recordset($1::jsonb) AS x(task text, setting text, target text, source text,
-     prompt_method text, query text, label integer, answer text, prompt text,
-     acc double precision, avg_acc double precision, raw_reward double precision, extra jsonb)
-ON CONFLICT (task, setting, target, query, prompt) DO NOTHING;

@@ -31,13 +31,6 @@ ORDER BY loop, item_id, query, prompt;
 SELECT path, sha256, bytes, epochs, config::text FROM qpo.checkpoints
 WHERE run_id = $1 AND loop = $2;
 
--- name: trainer_checkpoint_insert
--- $1 run, $2 loop, $3 path, $4 state path, $5 sha256, $6 bytes, $7 epochs, $8 records,
--- $9 loss, $10 ce, $11 mse, $12 config, $13 training, $14 job.
-INSERT INTO qpo.checkpoints (run_id, loop, path, state_path, sha256, bytes, epochs, records,
-                             final_loss, final_ce, final_mse, config, training, job_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb, $14);
-
 -- name: trainer_collect_items
 -- $1 run, $2 loop, $3 batch: the batch's items (the scheduler's selection) and their queries.
 SELECT b.pos, b.item_id, i.query
@@ -55,13 +48,6 @@ JOIN LATERAL qpo.test_sample(r.task, r.seed, $2::integer) s ON true
 JOIN qpo.task_items i ON i.task = r.task AND i.item_id = s.item_id
 WHERE r.id = $1
 ORDER BY s.ord;
-
--- name: trainer_insert_generations
--- $1 a JSON array of {run_id, loop, purpose, batch, item_id, prompt}, $2 job id.
-INSERT INTO qpo.generations (run_id, loop, purpose, batch, item_id, prompt, job_id)
-SELECT x.run_id, x.loop, x.purpose, x.batch, x.item_id, x.prompt, $2::bigint
-FROM jsonb_to_recordset($1::jsonb) AS x(run_id bigint, loop integer, purpose text,
-     batch integer, item_id integer, prompt text);
 
 -- name: trainer_merge_stats
 -- $1 run, $2 loop: what merge(t) sees: the loop's rewards, how many beat D_0's minimum raw

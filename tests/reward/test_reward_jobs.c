@@ -46,18 +46,16 @@ static qpo_job_status run_reward_job(const char *conninfo, int64_t job_id, int a
     if (st == QPO_JOB_OK) {
         qpo_job job = {.id = job_id, .kind = "reward", .attempt = attempt, .payload = payload};
         assert_int_equal(qpo_db_begin(conn, &err), 0);
-        if (out.commit(conn, &job, out.commit_arg, &err) != 0) {
+        if (qpo_outcome_write(conn, &job, &out, &err) != 0) {
             qpo_err_print(&err);
-            fail_msg("the reward job's commit hook failed");
+            fail_msg("writing the reward job's rows failed");
         }
         assert_int_equal(qpo_db_commit(conn, &err), 0);
     } else {
         fprintf(stderr, "reward job attempt %d: status %d: ", attempt, (int)st);
         qpo_err_print(&err);
     }
-    if (out.free_arg) {
-        out.free_arg(out.commit_arg);
-    }
+    qpo_outcome_free_output(&out);
     if (result_out) {
         *result_out = out.result;
     } else {

@@ -43,12 +43,12 @@ static json_t *run_job(const char *conninfo, job_fn fn, const char *payload_text
     }
     qpo_job job = {.kind = "test", .attempt = 1, .payload = payload};
     assert_int_equal(qpo_db_begin(conn, &err), 0);
-    if (out.commit(conn, &job, out.commit_arg, &err) != 0) {
+    if (qpo_outcome_write(conn, &job, &out, &err) != 0) {
         qpo_err_print(&err);
-        fail_msg("commit hook failed");
+        fail_msg("writing the job's rows failed");
     }
     assert_int_equal(qpo_db_commit(conn, &err), 0);
-    out.free_arg(out.commit_arg);
+    qpo_outcome_free_output(&out);
     json_decref(payload);
     PQfinish(conn);
     return out.result;
@@ -66,7 +66,7 @@ static void run_job_expect_fatal(const char *conninfo, job_fn fn, const char *pa
     if (!strstr(err.msg, msg_part)) {
         fail_msg("error \"%s\" does not mention \"%s\"", err.msg, msg_part);
     }
-    assert_null(out.commit);
+    assert_false(qpo_outcome_has_output(&out));
     json_decref(payload);
     PQfinish(conn);
 }
@@ -439,7 +439,7 @@ static void test_cancelled_job_writes_nothing_but_its_calls(void **state) {
     qpo_job_outcome out = {0};
     qpo_err err = {0};
     assert_int_equal(qpo_reward_job_reward(&env, payload, &out, &err), QPO_JOB_CANCELLED);
-    assert_null(out.commit);
+    assert_false(qpo_outcome_has_output(&out));
     assert_null(out.result);
     sim_stop(&sim);
     assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.rewards"), 0);
@@ -499,7 +499,7 @@ static void test_lost_database_stops_paying_and_retries(void **state) {
     qpo_job_outcome out = {0};
     assert_int_equal(qpo_reward_job_reward(&env, payload, &out, &err), QPO_JOB_RETRY);
     assert_non_null(strstr(err.msg, "qpo.llm_calls"));
-    assert_null(out.commit);
+    assert_false(qpo_outcome_has_output(&out));
     PQfinish(job_conn);
     long long recorded = db_count(conn, "SELECT count(*) FROM qpo.llm_calls WHERE status = 'ok'");
     assert_true(recorded < 800);

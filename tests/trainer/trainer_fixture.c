@@ -161,18 +161,17 @@ qpo_job_status tfx_run(tfx *f, tfx_job_fn fn, const char *payload_json, int stop
     qpo_job_outcome out = {0};
     qpo_err_clear(err);
     qpo_job_status st = fn(&env, payload, &out, err);
-    if (st == QPO_JOB_OK && out.commit) {
+    if (st == QPO_JOB_OK && qpo_outcome_has_output(&out)) {
         qpo_job job = {.id = 0, .kind = "test", .attempt = 1, .payload = payload};
         assert_int_equal(qpo_db_begin(f->conn, err), 0);
-        if (out.commit(f->conn, &job, out.commit_arg, err) != 0) {
+        if (qpo_outcome_write(f->conn, &job, &out, err) != 0) {
             qpo_err_print(err);
             qpo_db_rollback(f->conn);
-            fail_msg("the job's commit hook failed");
+            fail_msg("writing the job's rows failed");
         }
         assert_int_equal(qpo_db_commit(f->conn, err), 0);
     }
-    if (out.free_arg)
-        out.free_arg(out.commit_arg);
+    qpo_outcome_free_output(&out);
     if (result)
         *result = out.result;
     else

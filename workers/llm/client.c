@@ -669,17 +669,23 @@ static void cancel_all(qpo_llm_client *c) {
             r->easy = NULL;
             c->inflight--;
             /* The attempt ended here: record it so the audit trail has every attempt. */
-            finish_attempt(r, QPO_LLM_ERR_CANCELLED, 0, "client freed with the request in flight",
-                           -1);
+            finish_attempt(r, QPO_LLM_ERR_CANCELLED, 0, "cancelled with the request in flight", -1);
             continue;
         }
         if (r->backoff && evtimer_pending(r->backoff, NULL))
             c->backoffs--;
-        complete(r, NULL, QPO_LLM_ERR_CANCELLED, "client freed before the request finished", 0,
-                 false, 0);
+        complete(r, NULL, QPO_LLM_ERR_CANCELLED, "cancelled before the request finished", 0, false,
+                 0);
     }
     c->incoming = (fifo){0};
     c->ready = (fifo){0};
+}
+
+void qpo_llm_client_cancel_all(qpo_llm_client *c) {
+    if (!c)
+        return;
+    cancel_all(c);
+    c->closing = false;
 }
 
 void qpo_llm_client_free(qpo_llm_client *c) {

@@ -172,6 +172,10 @@ qpo_llm_client *qpo_llm_client_new(struct event_base *base, const qpo_llm_target
 /* Ends every pending and in-flight request with QPO_LLM_ERR_CANCELLED (on_attempt for those
  * on the wire, then done), then frees. Must not be called from a callback. */
 void qpo_llm_client_free(qpo_llm_client *c);
+/* Ends every pending and in-flight request the same way and keeps the client usable: for a
+ * caller whose per-request state ends before the client does (a scoring pass). Must not be
+ * called from a callback. */
+void qpo_llm_client_cancel_all(qpo_llm_client *c);
 
 /* Label scoring: POST /v1/completions {prompt: context + continuation, echo: true, logprobs:
  * 1, max_tokens: 1, temperature: 0}. The result's tokens are the echoed tokens whose

@@ -32,12 +32,13 @@ static void collect_hit(qpo_audit *audit, const qpo_llm_attempt *a) {
     }
     json_array_append_new(
         audit->hits,
-        json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:o,s:o,s:s*}", "target", audit->target, "endpoint",
-                  a->key->endpoint, "model", a->key->model, "request_hash", a->key->request_hash,
-                  "cacheable", a->key->cacheable, "cached_call_id", (json_int_t)a->cached_call_id,
-                  "job_id", audit->job_id > 0 ? json_integer(audit->job_id) : json_null(),
-                  "job_attempt", audit->job_id > 0 ? json_integer(audit->job_attempt) : json_null(),
-                  "worker", audit->worker));
+        json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:i,s:b,s:I,s:o,s:o,s:s*}", "target", audit->target,
+                  "endpoint", a->key->endpoint, "model", a->key->model, "request_hash",
+                  a->key->request_hash, "cacheable", a->key->cacheable, "status", "ok", "attempt",
+                  0, "cache_hit", 1, "cached_call_id", (json_int_t)a->cached_call_id, "job_id",
+                  audit->job_id > 0 ? json_integer(audit->job_id) : json_null(), "job_attempt",
+                  audit->job_id > 0 ? json_integer(audit->job_attempt) : json_null(), "worker",
+                  audit->worker));
 }
 
 static int64_t record_attempt(const qpo_llm_attempt *a, void *arg) {

@@ -5,7 +5,7 @@
  * on the job's connection as it ends (so a killed worker's calls are kept and paid for once),
  * and temperature-0 requests are answered from the first successful live row with the same
  * request hash and target. A cache hit costs nothing, so its row is not written at once: hits
- * are collected in `hits` and written with the job's outputs (qpo_llm_session_commit_hits),
+ * are collected in `hits` and written with the job's outputs (qpo_llm_session_add_hits),
  * one round trip instead of one per hit, and only for the attempt that completes. */
 
 #include <jansson.h>
@@ -25,7 +25,7 @@ typedef struct qpo_audit {
     uint64_t attempts;        /* live HTTP attempts recorded */
     uint64_t failed_attempts; /* of which not ok */
     uint64_t cache_hits;
-    json_t *hits; /* rows for reward_insert_cache_hits, created on the first hit */
+    json_t *hits; /* qpo.llm_calls rows keyed by column, created on the first hit */
     /* The first database failure: the audit is then incomplete and the job must not complete. */
     int failed;
     qpo_err err;

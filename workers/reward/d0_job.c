@@ -113,7 +113,7 @@ static qpo_job_status load(const qpo_reward_env *env, const json_t *payload, d0_
     if (!res) {
         return QPO_JOB_RETRY;
     }
-    int rc = qpo_items_from_result(res, -1, "", &b->base, &b->n_base, err);
+    int rc = qpo_items_read(res, "", &b->base, &b->n_base, err);
     PQclear(res);
     if (rc != 0) {
         return QPO_JOB_FATAL;
@@ -165,12 +165,25 @@ static json_t *d0_rows(const d0_build *b, size_t *kept) {
     return rows;
 }
 
+static void build_free(d0_build *b) {
+    qpo_score_items_free(b->s.items, b->s.n_items);
+    qpo_score_items_free(b->base, b->n_base);
+    qpo_source_prompts_free(b->prompts, b->n_prompts);
+    free(b->sets);
+    json_decref(b->demo_owner);
+    qpo_run_info_free(&b->ri);
+}
+
 qpo_job_status qpo_reward_job_d0(const qpo_reward_env *env, const json_t *payload,
                                  qpo_job_outcome *out, qpo_err *err) {
     d0_build b = {0};
     qpo_job_status st = load(env, payload, &b, err);
+    if (st != QPO_JOB_OK) {
+        build_free(&b);
+        return st;
+    }
     qpo_llm_session ls = {0};
-    st = qpo_scoring_job_open_and_run(st, &b.s, &ls, env, &b.ri, err);
+    st = qpo_score_on_target(&b.s, &ls, env, &b.ri, err);
     if (st == QPO_JOB_OK) {
         size_t kept;
         json_t *rows = d0_rows(&b, &kept);
@@ -179,16 +192,11 @@ qpo_job_status qpo_reward_job_d0(const qpo_reward_env *env, const json_t *payloa
         json_object_set_new(result, "queries", json_integer((json_int_t)b.n_base));
         json_object_set_new(result, "records", json_integer((json_int_t)kept));
         out->result = result;
-        /* Records already in D_0 are kept as they were (ON CONFLICT DO NOTHING). */
-        qpo_rows_commit_set(out, "reward_insert_d0", rows, (size_t)-1, false);
-        qpo_llm_session_commit_hits(out, &ls);
+        /* Records already in D_0 are kept as they were: D_0 rows are written once. */
+        qpo_outcome_add_new_rows(out, "qpo.d0_records", rows);
+        qpo_llm_session_add_hits(out, &ls);
     }
     qpo_llm_session_close(&ls);
-    qpo_score_items_free(b.s.items, b.s.n_items);
-    qpo_score_items_free(b.base, b.n_base);
-    qpo_source_prompts_free(b.prompts, b.n_prompts);
-    free(b.sets);
-    json_decref(b.demo_owner);
-    qpo_run_info_free(&b.ri);
+    build_free(&b);
     return st;
 }

@@ -7,41 +7,18 @@
 #include <string.h>
 
 #include "db.h"
+#include "pgarray.h"
 
-int qpo_payload_int(const json_t *payload, const char *key, int64_t *out, qpo_err *err) {
-    const json_t *v = json_object_get(payload, key);
-    if (!json_is_integer(v)) {
-        qpo_err_set(err, QPO_EXIT_USAGE, "job payload field \"%s\" must be an integer", key);
-        qpo_err_detail(err, "payload field \"%s\" is %s", key, v ? "of another type" : "missing");
-        qpo_err_hint(err, "see docs/data-model.md, \"Job kinds and payloads\"");
-        return -1;
-    }
-    *out = json_integer_value(v);
-    return 0;
-}
-
-static const char *payload_string(const json_t *payload, const char *key, bool allow_empty,
-                                  qpo_err *err) {
-    const json_t *v = json_object_get(payload, key);
-    if (!json_is_string(v) || (!allow_empty && !*json_string_value(v))) {
-        qpo_err_set(err, QPO_EXIT_USAGE, "job payload field \"%s\" must be a non-empty string",
-                    key);
-        qpo_err_hint(err, "see docs/data-model.md, \"Job kinds and payloads\"");
-        return NULL;
-    }
-    return json_string_value(v);
-}
-
-const char *qpo_payload_str(const json_t *payload, const char *key, qpo_err *err) {
-    return payload_string(payload, key, false, err);
-}
-
-const char *qpo_payload_str_or_empty(const json_t *payload, const char *key, qpo_err *err) {
-    return payload_string(payload, key, true, err);
-}
-
-static char *dup_cell(const PGresult *res, int row, int col) {
+/* The cell of column NAME (which the statement must have), NULL for SQL NULL. */
+static char *dup_cell(const PGresult *res, int row, const char *name) {
+    int col = PQfnumber(res, name);
     return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+}
+
+static void target_cells(const PGresult *res, qpo_run_info *ri) {
+    ri->base_url = dup_cell(res, 0, "base_url");
+    ri->model = dup_cell(res, 0, "model");
+    ri->config = dup_cell(res, 0, "config");
 }
 
 int qpo_run_info_load(PGconn *conn, int64_t run_id, qpo_run_info *ri, qpo_err *err) {
@@ -58,14 +35,12 @@ int qpo_run_info_load(PGconn *conn, int64_t run_id, qpo_run_info *ri, qpo_err *e
         qpo_err_hint(err, "the job's payload names a run that qpo.runs does not hold");
         return -1;
     }
-    snprintf(ri->task, sizeof ri->task, "%s", PQgetvalue(res, 0, 0));
-    snprintf(ri->setting, sizeof ri->setting, "%s", PQgetvalue(res, 0, 1));
-    ri->seed = atoi(PQgetvalue(res, 0, 2));
-    ri->test_size = atoi(PQgetvalue(res, 0, 3));
-    snprintf(ri->target, sizeof ri->target, "%s", PQgetvalue(res, 0, 4));
-    ri->base_url = dup_cell(res, 0, 5);
-    ri->model = dup_cell(res, 0, 6);
-    ri->config = dup_cell(res, 0, 7);
+    snprintf(ri->task, sizeof ri->task, "%s", PQgetvalue(res, 0, PQfnumber(res, "task")));
+    snprintf(ri->setting, sizeof ri->setting, "%s", PQgetvalue(res, 0, PQfnumber(res, "setting")));
+    ri->seed = atoi(PQgetvalue(res, 0, PQfnumber(res, "seed")));
+    ri->test_size = atoi(PQgetvalue(res, 0, PQfnumber(res, "test_size")));
+    snprintf(ri->target, sizeof ri->target, "%s", PQgetvalue(res, 0, PQfnumber(res, "target")));
+    target_cells(res, ri);
     PQclear(res);
     return 0;
 }
@@ -82,9 +57,7 @@ int qpo_target_info_load(PGconn *conn, qpo_run_info *ri, qpo_err *err) {
         qpo_err_hint(err, "targets come from experiment configs (qpo.targets)");
         return -1;
     }
-    ri->base_url = dup_cell(res, 0, 1);
-    ri->model = dup_cell(res, 0, 2);
-    ri->config = dup_cell(res, 0, 3);
+    target_cells(res, ri);
     PQclear(res);
     return 0;
 }
@@ -144,24 +117,26 @@ void qpo_llm_session_close(qpo_llm_session *ls) {
     ls->audit.hits = NULL;
 }
 
-int qpo_items_from_result(PGresult *res, int prompt_col, const char *prompt, qpo_score_item **items,
-                          size_t *n, qpo_err *err) {
+int qpo_items_read(const PGresult *res, const char *prompt, qpo_score_item **items, size_t *n,
+                   qpo_err *err) {
     size_t rows = (size_t)PQntuples(res);
+    int c_id = PQfnumber(res, "item_id"), c_query = PQfnumber(res, "query");
+    int c_prompt = PQfnumber(res, "prompt"), c_fields = PQfnumber(res, "fields");
+    int c_label = PQfnumber(res, "label");
     qpo_score_item *it = calloc(rows ? rows : 1, sizeof *it);
-    int c = prompt_col >= 0 ? 3 : 2; /* fields column; label and answer follow */
     for (size_t i = 0; i < rows; i++) {
         int r = (int)i;
-        it[i].item_id = atoi(PQgetvalue(res, r, 0));
-        it[i].query = strdup(PQgetvalue(res, r, 1));
-        it[i].prompt = strdup(prompt_col >= 0 ? PQgetvalue(res, r, prompt_col) : prompt);
+        it[i].item_id = atoi(PQgetvalue(res, r, c_id));
+        it[i].query = strdup(PQgetvalue(res, r, c_query));
+        it[i].prompt = strdup(c_prompt >= 0 ? PQgetvalue(res, r, c_prompt) : prompt);
         json_error_t jerr;
-        it[i].fields = json_loads(PQgetvalue(res, r, c), 0, &jerr);
-        it[i].label = PQgetisnull(res, r, c + 1) ? -1 : atoi(PQgetvalue(res, r, c + 1));
-        it[i].gold = dup_cell(res, r, c + 2);
+        it[i].fields = json_loads(PQgetvalue(res, r, c_fields), 0, &jerr);
+        it[i].label = PQgetisnull(res, r, c_label) ? -1 : atoi(PQgetvalue(res, r, c_label));
+        it[i].gold = dup_cell(res, r, "answer");
         if (!it[i].fields) {
             qpo_score_items_free(it, rows);
             qpo_err_set(err, QPO_EXIT_USAGE, "task item %d has unreadable fields",
-                        atoi(PQgetvalue(res, r, 0)));
+                        atoi(PQgetvalue(res, r, c_id)));
             qpo_err_detail(err, "%s", jerr.text);
             return -1;
         }
@@ -171,23 +146,22 @@ int qpo_items_from_result(PGresult *res, int prompt_col, const char *prompt, qpo
     return 0;
 }
 
-/* The chosen train item ids of every set, as a PostgreSQL array literal. */
+/* The chosen train item ids of every set, as a PostgreSQL array literal (malloc'd). */
 static char *chosen_ids(const PGresult *ids, int n_sets, size_t *chosen) {
     size_t n_train = (size_t)PQntuples(ids);
-    size_t cap = 16 + (size_t)n_sets * QPO_FEW_SHOT_DEMOS * 12;
-    char *lit = malloc(cap);
-    size_t len = (size_t)snprintf(lit, cap, "{");
+    qpo_strbuf lit;
+    qpo_sb_init(&lit);
+    qpo_arr_open(&lit);
     for (int set = 0; set < n_sets; set++) {
         qpo_task_demo_indices((uint64_t)set, n_train, QPO_FEW_SHOT_DEMOS,
                               &chosen[set * QPO_FEW_SHOT_DEMOS]);
         for (int d = 0; d < QPO_FEW_SHOT_DEMOS; d++) {
             size_t idx = chosen[set * QPO_FEW_SHOT_DEMOS + d];
-            len += (size_t)snprintf(lit + len, cap - len, "%s%s", len > 1 ? "," : "",
-                                    PQgetvalue(ids, (int)idx, 0));
+            qpo_arr_int(&lit, qpo_db_int64(ids, (int)idx, 0));
         }
     }
-    snprintf(lit + len, cap - len, "}");
-    return lit;
+    qpo_arr_close(&lit);
+    return lit.s;
 }
 
 static int fill_sets(const qpo_task *task, const PGresult *ids, const PGresult *rows, int n_sets,
@@ -264,12 +238,10 @@ static bool should_stop(void *arg) {
     return sc->audit->failed || (sc->env->should_stop && sc->env->should_stop(sc->env->stop_arg));
 }
 
-qpo_job_status qpo_scoring_job_run(qpo_scoring *s, qpo_llm_session *ls, const qpo_reward_env *env,
-                                   qpo_err *err) {
-    qpo_llm_client *c = ls->client;
-    ls->client = NULL; /* qpo_scoring_run frees it */
+static qpo_job_status score_in_session(qpo_scoring *s, qpo_llm_session *ls,
+                                       const qpo_reward_env *env, qpo_err *err) {
     stop_check sc = {env, &ls->audit};
-    int rc = qpo_scoring_run(s, ls->base, c, should_stop, &sc, err);
+    int rc = qpo_scoring_run(s, ls->base, ls->client, should_stop, &sc, err);
     if (ls->audit.failed) {
         /* Calls went unrecorded: completing would leave rewards pointing at no audit row. */
         *err = ls->audit.err;
@@ -298,72 +270,17 @@ json_t *qpo_scoring_result_json(const qpo_scoring *s, const qpo_llm_session *ls)
                      (json_int_t)ls->audit.failed_attempts);
 }
 
-static int rows_commit_one(PGconn *conn, const qpo_job *job, qpo_rows_commit *rc, qpo_err *err) {
-    char *rows = json_dumps(rc->rows, JSON_COMPACT);
-    char job_id[24];
-    snprintf(job_id, sizeof job_id, "%" PRId64, job ? job->id : 0);
-    const char *params[2] = {rows, job && job->id > 0 ? job_id : NULL};
-    PGresult *res = qpo_db_named(conn, rc->statement, rc->with_job ? 2 : 1, params, err);
-    free(rows);
-    if (!res) {
-        return -1;
-    }
-    size_t inserted = (size_t)atoll(PQcmdTuples(res));
-    PQclear(res);
-    if (rc->expected != (size_t)-1 && inserted != rc->expected) {
-        return qpo_err_set(err, QPO_EXIT_RUNTIME, "%s wrote %zu rows, expected %zu", rc->statement,
-                           inserted, rc->expected);
-    }
-    return 0;
+void qpo_llm_session_add_hits(qpo_job_outcome *out, const qpo_llm_session *ls) {
+    if (ls->audit.hits && json_array_size(ls->audit.hits) > 0)
+        qpo_outcome_add_rows(out, "qpo.llm_calls", json_incref(ls->audit.hits),
+                             (long)json_array_size(ls->audit.hits));
 }
 
-static int rows_commit(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err) {
-    for (qpo_rows_commit *rc = arg; rc; rc = rc->next) {
-        if (rows_commit_one(conn, job, rc, err) != 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static void rows_free(void *arg) {
-    for (qpo_rows_commit *rc = arg, *next; rc; rc = next) {
-        next = rc->next;
-        json_decref(rc->rows);
-        free(rc);
-    }
-}
-
-void qpo_rows_commit_set(qpo_job_outcome *out, const char *statement, json_t *rows, size_t expected,
-                         bool with_job) {
-    qpo_rows_commit *rc = malloc(sizeof *rc);
-    *rc = (qpo_rows_commit){statement, rows, expected, with_job, NULL};
-    if (out->commit == rows_commit) {
-        qpo_rows_commit *last = out->commit_arg;
-        while (last->next) {
-            last = last->next;
-        }
-        last->next = rc;
-        return;
-    }
-    out->commit = rows_commit;
-    out->commit_arg = rc;
-    out->free_arg = rows_free;
-}
-
-void qpo_llm_session_commit_hits(qpo_job_outcome *out, qpo_llm_session *ls) {
-    if (ls->audit.hits && json_array_size(ls->audit.hits) > 0) {
-        size_t n = json_array_size(ls->audit.hits);
-        qpo_rows_commit_set(out, "reward_insert_cache_hits", json_incref(ls->audit.hits), n, false);
-    }
-}
-
-qpo_job_status qpo_scoring_job_open_and_run(qpo_job_status st, qpo_scoring *s, qpo_llm_session *ls,
-                                            const qpo_reward_env *env, const qpo_run_info *ri,
-                                            qpo_err *err) {
-    if (st != QPO_JOB_OK || s->n_items == 0)
-        return st;
+qpo_job_status qpo_score_on_target(qpo_scoring *s, qpo_llm_session *ls, const qpo_reward_env *env,
+                                   const qpo_run_info *ri, qpo_err *err) {
+    if (s->n_items == 0)
+        return QPO_JOB_OK;
     if (qpo_llm_session_open(ls, env, ri, err))
         return err->code == QPO_EXIT_USAGE ? QPO_JOB_FATAL : QPO_JOB_RETRY;
-    return qpo_scoring_job_run(s, ls, env, err);
+    return score_in_session(s, ls, env, err);
 }

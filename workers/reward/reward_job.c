@@ -35,27 +35,40 @@ static int load_d0_range(PGconn *conn, const qpo_run_info *ri, d0_range *r, qpo_
     return rc;
 }
 
-static json_t *reward_rows(const qpo_scoring *s, const json_t *payload, double avg_acc,
-                           d0_range range) {
+/* One qpo.rewards row per pair, keyed by column name (the table defines the row). */
+static json_t *reward_rows(const qpo_scoring *s, const json_t *payload, int64_t job_id,
+                           double avg_acc, d0_range range) {
+    bool few = s->sets != NULL;
+    bool math = s->task->type == QPO_TASK_MATH;
     json_t *rows = json_array();
     for (size_t i = 0; i < s->n_items; i++) {
         const qpo_score_item *it = &s->items[i];
         double raw = qpo_pair_raw_reward(s, it, avg_acc);
-        bool few = s->sets != NULL;
-        bool math = s->task->type == QPO_TASK_MATH;
-        json_t *row = json_pack(
-            "{s:O,s:O,s:O,s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:f,s:f,s:f,s:f,s:f,s:o}",
-            "run_id", json_object_get(payload, "run_id"), "loop", json_object_get(payload, "loop"),
-            "batch", json_object_get(payload, "batch"), "item_id", it->item_id, "query", it->query,
-            "prompt", it->prompt, "nlls", qpo_score_item_nlls_json(s, it), "completion_nll",
-            math ? json_real(it->completion_nll) : json_null(), "completion",
-            math ? json_string(it->completion ? it->completion : "") : json_null(), "prediction",
-            few ? json_null() : json_string(it->prediction), "correct",
-            few ? json_null() : json_boolean(qpo_reward_correct(it->acc)), "predictions",
-            qpo_score_item_predictions_json(s, it), "acc_q", few ? json_real(it->acc) : json_null(),
-            "avg_acc", avg_acc, "raw_reward", raw, "norm_reward",
-            qpo_reward_normalise(raw, range.min, range.max), "d0_min_raw", range.min, "d0_max_raw",
-            range.max, "call_ids", qpo_score_item_calls_json(it));
+        json_t *row = json_object();
+        json_object_set(row, "run_id", json_object_get(payload, "run_id"));
+        json_object_set(row, "loop", json_object_get(payload, "loop"));
+        json_object_set(row, "batch", json_object_get(payload, "batch"));
+        json_object_set_new(row, "item_id", json_integer(it->item_id));
+        json_object_set_new(row, "query", json_string(it->query));
+        json_object_set_new(row, "prompt", json_string(it->prompt));
+        json_object_set_new(row, "nlls", qpo_score_item_nlls_json(s, it));
+        json_object_set_new(row, "completion_nll",
+                            math ? json_real(it->completion_nll) : json_null());
+        json_object_set_new(row, "completion",
+                            math ? json_string(it->completion ? it->completion : "") : json_null());
+        json_object_set_new(row, "prediction", few ? json_null() : json_string(it->prediction));
+        json_object_set_new(row, "correct",
+                            few ? json_null() : json_boolean(qpo_reward_correct(it->acc)));
+        json_object_set_new(row, "predictions", qpo_score_item_predictions_json(s, it));
+        json_object_set_new(row, "acc_q", few ? json_real(it->acc) : json_null());
+        json_object_set_new(row, "avg_acc", json_real(avg_acc));
+        json_object_set_new(row, "raw_reward", json_real(raw));
+        json_object_set_new(row, "norm_reward",
+                            json_real(qpo_reward_normalise(raw, range.min, range.max)));
+        json_object_set_new(row, "d0_min_raw", json_real(range.min));
+        json_object_set_new(row, "d0_max_raw", json_real(range.max));
+        json_object_set_new(row, "call_ids", qpo_score_item_calls_json(it));
+        json_object_set_new(row, "job_id", job_id > 0 ? json_integer(job_id) : json_null());
         json_array_append_new(rows, row);
     }
     return rows;
@@ -99,7 +112,7 @@ static qpo_job_status load_batch(const qpo_reward_env *env, const json_t *payloa
     }
     b->s.task = b->task;
     b->s.n_sets = 1;
-    int rc = qpo_items_from_result(res, 2, NULL, &b->s.items, &b->s.n_items, err);
+    int rc = qpo_items_read(res, NULL, &b->s.items, &b->s.n_items, err);
     PQclear(res);
     if (rc != 0) {
         return QPO_JOB_FATAL;
@@ -126,8 +139,12 @@ qpo_job_status qpo_reward_job_reward(const qpo_reward_env *env, const json_t *pa
                                      qpo_job_outcome *out, qpo_err *err) {
     reward_batch b = {0};
     qpo_job_status st = load_batch(env, payload, &b, err);
+    if (st != QPO_JOB_OK) {
+        batch_free(&b);
+        return st;
+    }
     qpo_llm_session ls = {0};
-    st = qpo_scoring_job_open_and_run(st, &b.s, &ls, env, &b.ri, err);
+    st = qpo_score_on_target(&b.s, &ls, env, &b.ri, err);
     if (st == QPO_JOB_OK) {
         double avg_acc = qpo_scoring_accuracy(&b.s);
         json_t *result = qpo_scoring_result_json(&b.s, &ls);
@@ -141,9 +158,10 @@ qpo_job_status qpo_reward_job_reward(const qpo_reward_env *env, const json_t *pa
                  (unsigned long long)ls.audit.attempts,
                  (unsigned long long)ls.audit.failed_attempts);
         out->result = result;
-        qpo_rows_commit_set(out, "reward_insert_rewards",
-                            reward_rows(&b.s, payload, avg_acc, b.range), b.s.n_items, true);
-        qpo_llm_session_commit_hits(out, &ls);
+        qpo_outcome_add_rows(out, "qpo.rewards",
+                             reward_rows(&b.s, payload, env->job_id, avg_acc, b.range),
+                             (long)b.s.n_items);
+        qpo_llm_session_add_hits(out, &ls);
     }
     qpo_llm_session_close(&ls);
     batch_free(&b);

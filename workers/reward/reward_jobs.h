@@ -24,18 +24,18 @@ typedef struct qpo_reward_env {
 } qpo_reward_env;
 
 /* reward {"run_id", "loop", "batch"}: scores the collect batch, computes its accuracy and every
- * pair's raw and normalised reward; out->commit writes qpo.rewards. */
+ * pair's raw and normalised reward; its outcome adds qpo.rewards rows. */
 qpo_job_status qpo_reward_job_reward(const qpo_reward_env *env, const json_t *payload,
                                      qpo_job_outcome *out, qpo_err *err);
 
 /* score {"run_id", "loop", "shard", "shards", "source"[, "prompt"]}: accuracy of the policy's
  * test prompts (source "qpo") or of one fixed prompt ("baseline:NAME") on this shard of the
- * run's test sample; out->commit writes qpo.eval_scores. */
+ * run's test sample; its outcome adds qpo.eval_scores rows. */
 qpo_job_status qpo_reward_job_score(const qpo_reward_env *env, const json_t *payload,
                                     qpo_job_outcome *out, qpo_err *err);
 
 /* d0 {"task", "setting", "target", "queries", "seed", "collections": [..]}: builds D_0 from
- * source prompts (see d0_job.c); out->commit writes qpo.d0_records. */
+ * source prompts (see d0_job.c); its outcome adds qpo.d0_records rows. */
 qpo_job_status qpo_reward_job_d0(const qpo_reward_env *env, const json_t *payload,
                                  qpo_job_outcome *out, qpo_err *err);
 

@@ -71,8 +71,7 @@ static qpo_job_status load_shard(const qpo_reward_env *env, const json_t *payloa
         return QPO_JOB_RETRY;
     }
     sh->s.n_sets = 1;
-    int rc = qpo_items_from_result(res, sh->prompt ? -1 : 2, sh->prompt, &sh->s.items,
-                                   &sh->s.n_items, err);
+    int rc = qpo_items_read(res, sh->prompt, &sh->s.items, &sh->s.n_items, err);
     PQclear(res);
     if (rc != 0) {
         return QPO_JOB_FATAL;
@@ -88,45 +87,62 @@ static qpo_job_status load_shard(const qpo_reward_env *env, const json_t *payloa
     return QPO_JOB_OK;
 }
 
-static json_t *score_rows(const score_shard *sh) {
+/* One qpo.eval_scores row per item, keyed by column name (the table defines the row). */
+static json_t *score_rows(const score_shard *sh, int64_t job_id) {
     const qpo_scoring *s = &sh->s;
     bool math = s->task->type == QPO_TASK_MATH;
     json_t *rows = json_array();
     for (size_t i = 0; i < s->n_items; i++) {
         const qpo_score_item *it = &s->items[i];
-        json_array_append_new(
-            rows,
-            json_pack("{s:I,s:I,s:s,s:I,s:i,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:o}", "run_id",
-                      (json_int_t)sh->run_id, "loop", (json_int_t)sh->loop, "source", sh->source,
-                      "shard", (json_int_t)sh->shard, "item_id", it->item_id, "prompt", it->prompt,
-                      "nlls", qpo_score_item_nlls_json(s, it), "completion_nll",
-                      math ? json_real(it->completion_nll) : json_null(), "completion",
-                      math ? json_string(it->completion ? it->completion : "") : json_null(),
-                      "prediction", s->sets ? json_null() : json_string(it->prediction),
-                      "predictions", qpo_score_item_predictions_json(s, it), "acc", it->acc,
-                      "call_ids", qpo_score_item_calls_json(it)));
+        json_t *row = json_object();
+        json_object_set_new(row, "run_id", json_integer(sh->run_id));
+        json_object_set_new(row, "loop", json_integer(sh->loop));
+        json_object_set_new(row, "source", json_string(sh->source));
+        json_object_set_new(row, "shard", json_integer(sh->shard));
+        json_object_set_new(row, "item_id", json_integer(it->item_id));
+        json_object_set_new(row, "prompt", json_string(it->prompt));
+        json_object_set_new(row, "nlls", qpo_score_item_nlls_json(s, it));
+        json_object_set_new(row, "completion_nll",
+                            math ? json_real(it->completion_nll) : json_null());
+        json_object_set_new(row, "completion",
+                            math ? json_string(it->completion ? it->completion : "") : json_null());
+        json_object_set_new(row, "prediction", s->sets ? json_null() : json_string(it->prediction));
+        json_object_set_new(row, "predictions", qpo_score_item_predictions_json(s, it));
+        json_object_set_new(row, "acc", json_real(it->acc));
+        json_object_set_new(row, "call_ids", qpo_score_item_calls_json(it));
+        json_object_set_new(row, "job_id", job_id > 0 ? json_integer(job_id) : json_null());
+        json_array_append_new(rows, row);
     }
     return rows;
+}
+
+static void shard_free(score_shard *sh) {
+    qpo_score_items_free(sh->s.items, sh->s.n_items);
+    free(sh->sets);
+    json_decref(sh->demo_owner);
+    qpo_run_info_free(&sh->ri);
 }
 
 qpo_job_status qpo_reward_job_score(const qpo_reward_env *env, const json_t *payload,
                                     qpo_job_outcome *out, qpo_err *err) {
     score_shard sh = {0};
     qpo_job_status st = load_shard(env, payload, &sh, err);
+    if (st != QPO_JOB_OK) {
+        shard_free(&sh);
+        return st;
+    }
     qpo_llm_session ls = {0};
-    st = qpo_scoring_job_open_and_run(st, &sh.s, &ls, env, &sh.ri, err);
+    st = qpo_score_on_target(&sh.s, &ls, env, &sh.ri, err);
     if (st == QPO_JOB_OK) {
         json_t *result = qpo_scoring_result_json(&sh.s, &ls);
         json_object_set_new(result, "accuracy", json_real(qpo_scoring_accuracy(&sh.s)));
         json_object_set_new(result, "source", json_string(sh.source));
         out->result = result;
-        qpo_rows_commit_set(out, "reward_insert_eval_scores", score_rows(&sh), sh.s.n_items, true);
-        qpo_llm_session_commit_hits(out, &ls);
+        qpo_outcome_add_rows(out, "qpo.eval_scores", score_rows(&sh, env->job_id),
+                             (long)sh.s.n_items);
+        qpo_llm_session_add_hits(out, &ls);
     }
     qpo_llm_session_close(&ls);
-    qpo_score_items_free(sh.s.items, sh.s.n_items);
-    free(sh.sets);
-    json_decref(sh.demo_owner);
-    qpo_run_info_free(&sh.ri);
+    shard_free(&sh);
     return st;
 }

@@ -249,9 +249,9 @@ int qpo_scoring_run(qpo_scoring *s, struct event_base *base, qpo_llm_client *c,
             finish_item(s, &s->items[i]);
         }
     }
-    /* Freeing the client ends what is still in flight (stopped, or a submission error) with
-     * their done callbacks, which need reqs: so it goes before them. */
-    qpo_llm_client_free(c);
+    /* Ending what is still in flight (stopped, or a submission error) runs their done
+     * callbacks, which need reqs: so it goes before them. The client stays its owner's. */
+    qpo_llm_client_cancel_all(c);
     for (size_t i = 0; i < s->n_items * per; i++) {
         free(reqs[i].continuation);
     }

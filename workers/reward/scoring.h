@@ -54,8 +54,8 @@ typedef struct qpo_scoring {
 /* Calls per item (for sizing and results). */
 size_t qpo_scoring_calls_per_item(const qpo_scoring *s);
 
-/* Runs every call on base through c, checking should_stop every 200 ms, and frees c (which
- * cancels anything still in flight) before returning. Returns 0 when all answered, 1 when
+/* Runs every call on base through c, checking should_stop every 200 ms, and cancels anything
+ * still in flight before returning (c stays the caller's). Returns 0 when all answered, 1 when
  * stopped, -1
  * when some request failed for good (err says which; s->failure_retryable says whether the
  * job should be retried) or rendering failed (QPO_EXIT_USAGE). */

@@ -1,6 +1,6 @@
 /* Handler threads. Each waits for a claimed job, runs its handler, and hands the outcome back
- * to the main thread. A job whose handler wrote output rows (out->commit) is completed here,
- * on the thread's own connection, so a slow commit never stalls heartbeats. */
+ * to the main thread. A job whose handler added output rows (qpo_outcome_add_rows) is completed
+ * here, on the thread's own connection, so a slow commit never stalls heartbeats. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,8 +34,7 @@ void item_free(item *it) {
     free(it->c.kind);
     json_decref(it->c.payload);
     json_decref(it->out.result);
-    if (it->out.free_arg && it->out.commit_arg)
-        it->out.free_arg(it->out.commit_arg);
+    qpo_outcome_free_output(&it->out);
     free(it);
 }
 
@@ -44,10 +43,11 @@ static void nap_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-enum hook_result { HOOK_DONE, HOOK_FAILED, HOOK_CONN_LOST };
+enum completion { COMPLETED, COMPLETION_FAILED, COMPLETION_CONN_LOST };
 
-/* One try of the completing transaction: fence, the handler's rows, the result. */
-static enum hook_result complete_once(qpo_job_ctx *ctx, item *it, PGconn *conn) {
+/* One try of the completing transaction: fence, the handler's rows, the result. A row the
+ * table refuses fails the attempt with what the server said (it->err). */
+static enum completion complete_once(qpo_job_ctx *ctx, item *it, PGconn *conn) {
     worker *w = ctx->w;
     qpo_err err = {0};
     qpo_lease_ref ref = {it->c.id, it->c.attempt};
@@ -59,38 +59,35 @@ static enum hook_result complete_once(qpo_job_ctx *ctx, item *it, PGconn *conn) 
         qpo_db_rollback(conn);
         qpo_info("worker %s: job %lld attempt %d: lease lost before completion; output dropped",
                  w->o.name, (long long)it->c.id, it->c.attempt);
-        return HOOK_DONE;
+        return COMPLETED;
     }
-    if (it->out.commit(conn, &it->job, it->out.commit_arg, &err) < 0) {
-        if (!qpo_err_is_set(&err))
-            qpo_err_set(&err, QPO_EXIT_RUNTIME, "commit hook of %s failed", it->c.kind);
+    if (qpo_outcome_write(conn, &it->job, &it->out, &err) < 0)
         goto failed;
-    }
     if (qpo_complete_batch(conn, w->o.name, &ref, results, 1, &completed, &err) < 0 ||
         qpo_db_commit(conn, &err) < 0)
         goto failed;
-    return HOOK_DONE;
+    return COMPLETED;
 failed:
     if (qpo_db_conn_lost(conn))
-        return HOOK_CONN_LOST;
+        return COMPLETION_CONN_LOST;
     qpo_db_rollback(conn);
     it->err = err;
     qpo_err_prefix(&it->err, "completing job %lld", (long long)it->c.id);
-    return HOOK_FAILED;
+    return COMPLETION_FAILED;
 }
 
 /* Retries across lost connections: the fence makes a retry after an unacknowledged commit
  * harmless (it finds the job no longer running and writes nothing). */
-static void complete_with_hook(qpo_job_ctx *ctx, item *it) {
+static void complete_with_output(qpo_job_ctx *ctx, item *it) {
     long delay = 100;
     for (int tries = 0; tries < 60; tries++) {
         PGconn *conn = qpo_job_conn(ctx);
-        enum hook_result r = conn ? complete_once(ctx, it, conn) : HOOK_CONN_LOST;
-        if (r == HOOK_DONE) {
+        enum completion r = conn ? complete_once(ctx, it, conn) : COMPLETION_CONN_LOST;
+        if (r == COMPLETED) {
             it->settled = true;
             return;
         }
-        if (r == HOOK_FAILED) {
+        if (r == COMPLETION_FAILED) {
             it->status = QPO_JOB_RETRY; /* the main thread fails the attempt */
             return;
         }
@@ -120,12 +117,9 @@ static void run_item(qpo_job_ctx *ctx, item *it) {
                  it->c.kind);
         qpo_db_rollback(ctx->conn);
     }
-    if (it->status == QPO_JOB_OK && it->out.commit && !atomic_load(&it->stop))
-        complete_with_hook(ctx, it);
-    if (it->out.free_arg && it->out.commit_arg) {
-        it->out.free_arg(it->out.commit_arg);
-        it->out.commit_arg = NULL;
-    }
+    if (it->status == QPO_JOB_OK && qpo_outcome_has_output(&it->out) && !atomic_load(&it->stop))
+        complete_with_output(ctx, it);
+    qpo_outcome_free_output(&it->out);
     ctx->it = NULL;
 }
 

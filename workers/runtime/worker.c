@@ -350,7 +350,7 @@ static void connect_main(worker *w) {
     PGconn *conn = qpo_db_connect(w->o.conninfo, w->app_name, &err);
     if (!conn)
         return;
-    if (qpo_db_exec(conn, "LISTEN qpo_jobs; LISTEN qpo_cancel", &err) < 0) {
+    if (qpo_db_exec(conn, qpo_sql("worker_listen"), &err) < 0) {
         PQfinish(conn);
         return;
     }

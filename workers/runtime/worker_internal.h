@@ -17,7 +17,7 @@ typedef struct item {
     qpo_job job;
     atomic_bool stop;      /* cancelled, lease lost or released: the handler should return */
     bool released;         /* given back at shutdown: its outcome is dropped */
-    bool settled;          /* the handler thread already wrote the outcome (commit hook) */
+    bool settled;          /* the handler thread already wrote the outcome (it had output rows) */
     qpo_job_status status; /* set by the handler thread */
     qpo_job_outcome out;
     qpo_err err;

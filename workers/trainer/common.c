@@ -1,8 +1,7 @@
-/* Text clean-up for prompts and the commit hook that writes a job's rows. */
+/* Text clean-up for prompts. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "db.h"
 #include "trainer_internal.h"
 
 /* Length of a valid UTF-8 sequence at s (at most n bytes), or 0 when it is not one. */
@@ -58,50 +57,4 @@ char *qpo_text_clean_utf8(const char *s, size_t len) {
     }
     out[o] = '\0';
     return out;
-}
-
-typedef struct rows_commit {
-    const char *statement;
-    json_t *rows;
-    long expected;
-} rows_commit;
-
-static int commit_rows(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err) {
-    rows_commit *rc = arg;
-    char *json = json_dumps(rc->rows, JSON_COMPACT);
-    char id[24];
-    snprintf(id, sizeof id, "%lld", (long long)job->id);
-    const char *params[2] = {json, job->id > 0 ? id : NULL};
-    PGresult *res = json ? qpo_db_named(conn, rc->statement, 2, params, err) : NULL;
-    free(json);
-    if (!res) {
-        if (!qpo_err_is_set(err))
-            qpo_err_set(err, QPO_EXIT_RUNTIME, "out of memory serialising %s rows", rc->statement);
-        return -1;
-    }
-    long n = atol(PQcmdTuples(res));
-    PQclear(res);
-    if (rc->expected >= 0 && n != rc->expected) {
-        qpo_err_set(err, QPO_EXIT_RUNTIME, "%s wrote %ld rows, expected %ld", rc->statement, n,
-                    rc->expected);
-        return -1;
-    }
-    return 0;
-}
-
-static void free_rows(void *arg) {
-    rows_commit *rc = arg;
-    json_decref(rc->rows);
-    free(rc);
-}
-
-void qpo_trainer_rows_commit(qpo_job_outcome *out, const char *statement, json_t *rows,
-                             long expected) {
-    rows_commit *rc = malloc(sizeof *rc);
-    if (!rc)
-        abort();
-    *rc = (rows_commit){statement, rows, expected};
-    out->commit = commit_rows;
-    out->commit_arg = rc;
-    out->free_arg = free_rows;
 }

@@ -67,7 +67,7 @@ static int add_rows(gen_items *g, PGresult *res, int batch, uint64_t batch_seed,
 
 static json_t *decode_rows(const qpo_tokenizer *tok, const gen_items *g, const int32_t *ids,
                            const int *len, int64_t run, int loop, const char *purpose,
-                           qpo_err *err) {
+                           int64_t job_id, qpo_err *err) {
     json_t *rows = json_array();
     int32_t eos = qpo_tokenizer_eos(tok);
     for (int i = 0; i < g->n; i++) {
@@ -88,9 +88,10 @@ static json_t *decode_rows(const qpo_tokenizer *tok, const gen_items *g, const i
         char *text = qpo_text_clean_utf8(raw, outlen);
         free(raw);
         json_array_append_new(rows,
-                              json_pack("{sI si ss si si ss}", "run_id", (json_int_t)run, "loop",
+                              json_pack("{sI si ss si si ss so}", "run_id", (json_int_t)run, "loop",
                                         loop, "purpose", purpose, "batch", g->batch[i], "item_id",
-                                        g->item_id[i], "prompt", text));
+                                        g->item_id[i], "prompt", text, "job_id",
+                                        job_id > 0 ? json_integer(job_id) : json_null()));
         free(text);
     }
     return rows;
@@ -149,13 +150,14 @@ static qpo_job_status generate(const qpo_trainer_env *env, const json_t *payload
         len = calloc((size_t)(g.n ? g.n : 1), sizeof *len);
         s = sample_all(env, p, &o, &g, ids, len, err);
     }
-    json_t *rows =
-        s == QPO_JOB_OK ? decode_rows(tok, &g, ids, len, run.id, loop, purpose, err) : NULL;
+    json_t *rows = s == QPO_JOB_OK
+                       ? decode_rows(tok, &g, ids, len, run.id, loop, purpose, env->job_id, err)
+                       : NULL;
     if (s == QPO_JOB_OK && !rows)
         s = QPO_JOB_RETRY;
     if (rows) {
         out->result = json_pack("{ss si si}", "purpose", purpose, "prompts", g.n, "loop", loop);
-        qpo_trainer_rows_commit(out, "trainer_insert_generations", rows, g.n);
+        qpo_outcome_add_rows(out, "qpo.generations", rows, g.n);
         qpo_info("%s: run %" PRId64 " loop %d: %d prompts", purpose, run.id, loop, g.n);
     }
     free(ids);
@@ -170,8 +172,8 @@ static int select_collect(const qpo_trainer_env *env, const qpo_trun *run, int l
                           const json_t *payload, const qpo_tokenizer *tok, gen_items *g,
                           qpo_err *err) {
     int64_t batches, size;
-    if (qpo_trainer_payload_int(payload, "batches", &batches, err) ||
-        qpo_trainer_payload_int(payload, "batch_size", &size, err))
+    if (qpo_payload_int(payload, "batches", &batches, err) ||
+        qpo_payload_int(payload, "batch_size", &size, err))
         return -1;
     if (batches != run->collect_batches || size != run->collect_batch_size) {
         qpo_err_set(err, QPO_EXIT_USAGE,
@@ -208,7 +210,7 @@ static int select_test(const qpo_trainer_env *env, const qpo_trun *run, int loop
                        qpo_err *err) {
     (void)loop;
     int64_t n;
-    if (qpo_trainer_payload_int(payload, "test_size", &n, err))
+    if (qpo_payload_int(payload, "test_size", &n, err))
         return -1;
     if (n != run->test_size) {
         /* The score jobs read the run's test sample (qpo.runs.test_size): prompts for any other

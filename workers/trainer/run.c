@@ -9,18 +9,6 @@
 #include "hyper.h"
 #include "trainer_internal.h"
 
-int qpo_trainer_payload_int(const json_t *payload, const char *key, int64_t *out, qpo_err *err) {
-    const json_t *v = json_object_get(payload, key);
-    if (!json_is_integer(v)) {
-        qpo_err_set(err, QPO_EXIT_USAGE, "job payload field \"%s\" must be an integer", key);
-        qpo_err_detail(err, "payload field \"%s\" is %s", key, v ? "of another type" : "missing");
-        qpo_err_hint(err, "see docs/data-model.md, \"Job kinds and payloads\"");
-        return -1;
-    }
-    *out = json_integer_value(v);
-    return 0;
-}
-
 static const json_t *section(const json_t *cfg, const char *name) {
     const json_t *s = json_object_get(cfg, name);
     return json_is_object(s) ? s : NULL;
@@ -136,8 +124,8 @@ static int trun_load(PGconn *conn, int64_t run_id, qpo_trun *r, qpo_err *err) {
 int qpo_trun_from_payload(PGconn *conn, const json_t *payload, qpo_trun *run, int *loop,
                           qpo_err *err) {
     int64_t run_id, t;
-    if (qpo_trainer_payload_int(payload, "run_id", &run_id, err) ||
-        qpo_trainer_payload_int(payload, "loop", &t, err) || trun_load(conn, run_id, run, err))
+    if (qpo_payload_int(payload, "run_id", &run_id, err) ||
+        qpo_payload_int(payload, "loop", &t, err) || trun_load(conn, run_id, run, err))
         return -1;
     if (t < 1 || t > run->loops) {
         qpo_err_set(err, QPO_EXIT_USAGE,

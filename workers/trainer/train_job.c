@@ -166,66 +166,34 @@ static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *t
     return QPO_JOB_OK;
 }
 
-typedef struct ckpt_row {
-    char run[24], loop[16], path[PATH_MAX], state[PATH_MAX + 64], sha[65], bytes[24], epochs[16],
-        records[16], loss[40], ce[40], mse[40], job[24];
-    char *config, *training;
-} ckpt_row;
-
-static int commit_checkpoint(PGconn *conn, const qpo_job *job, void *arg, qpo_err *err) {
-    ckpt_row *r = arg;
-    snprintf(r->job, sizeof r->job, "%" PRId64, job->id);
-    const char *params[14] = {r->run,      r->loop,
-                              r->path,     r->state,
-                              r->sha,      r->bytes,
-                              r->epochs,   r->records,
-                              r->loss,     r->ce,
-                              r->mse,      r->config,
-                              r->training, job->id > 0 ? r->job : NULL};
-    PGresult *res = qpo_db_named(conn, "trainer_checkpoint_insert", 14, params, err);
-    if (!res)
-        return -1;
-    PQclear(res);
-    return 0;
-}
-
-static void free_ckpt_row(void *arg) {
-    ckpt_row *r = arg;
-    free(r->config);
-    free(r->training);
-    free(r);
-}
-
-static json_t *finish(const qpo_trun *run, int loop, const train_plan *tp, const char *loop_dir,
-                      train_state *st, qpo_job_outcome *out, qpo_err *err) {
-    ckpt_row *r = calloc(1, sizeof *r);
-    if (!r || qpo_ckpt_publish(loop_dir, st->last.epoch, r->path, sizeof r->path, err)) {
-        free(r);
+/* Publishes the last epoch as the loop's weights and adds its qpo.checkpoints row. */
+static json_t *finish(const qpo_trainer_env *env, const qpo_trun *run, int loop,
+                      const train_plan *tp, const char *loop_dir, train_state *st,
+                      qpo_job_outcome *out, qpo_err *err) {
+    char path[PATH_MAX], state[PATH_MAX + 64];
+    if (qpo_ckpt_publish(loop_dir, st->last.epoch, path, sizeof path, err))
         return NULL;
-    }
-    qpo_ckpt_epoch_path(loop_dir, st->last.epoch, "policy.safetensors.state", r->state,
-                        sizeof r->state);
-    snprintf(r->run, sizeof r->run, "%" PRId64, run->id);
-    snprintf(r->loop, sizeof r->loop, "%d", loop);
-    snprintf(r->sha, sizeof r->sha, "%s", st->last.sha256);
-    snprintf(r->bytes, sizeof r->bytes, "%" PRId64, st->last.bytes);
-    snprintf(r->epochs, sizeof r->epochs, "%d", st->last.epoch);
-    snprintf(r->records, sizeof r->records, "%d", st->last.records);
-    snprintf(r->loss, sizeof r->loss, "%.9g", st->last.loss);
-    snprintf(r->ce, sizeof r->ce, "%.9g", st->last.ce);
-    snprintf(r->mse, sizeof r->mse, "%.9g", st->last.mse);
-    r->config = qpo_policy_config_json(qpo_policy_config_of(st->p));
+    qpo_ckpt_epoch_path(loop_dir, st->last.epoch, "policy.safetensors.state", state, sizeof state);
+    char *config_text = qpo_policy_config_json(qpo_policy_config_of(st->p));
+    json_error_t jerr;
+    json_t *config = config_text ? json_loads(config_text, 0, &jerr) : NULL;
+    free(config_text);
     json_t *training =
         json_pack("{ss ss sf si si si}", "backend", qpo_policy_backend(st->p)->name, "init",
                   loop == 1 ? run->init : "previous loop", "lr",
                   loop == 1 ? run->lr_first : run->lr_next, "batch_size", tp->opts.batch_size,
                   "run_seed", run->seed, "resumed_from_epoch", st->resumed_from);
-    r->training = json_dumps(training, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(training);
-    out->commit = commit_checkpoint;
-    out->commit_arg = r;
-    out->free_arg = free_ckpt_row;
-    return json_pack("{ss ss si si sf sf sf si}", "path", r->path, "sha256", r->sha, "epochs",
+    json_t *row =
+        json_pack("{sI si ss ss ss sI si si sf sf sf so so so}", "run_id", (json_int_t)run->id,
+                  "loop", loop, "path", path, "state_path", state, "sha256", st->last.sha256,
+                  "bytes", (json_int_t)st->last.bytes, "epochs", st->last.epoch, "records",
+                  st->last.records, "final_loss", st->last.loss, "final_ce", st->last.ce,
+                  "final_mse", st->last.mse, "config", config ? config : json_null(), "training",
+                  training, "job_id", env->job_id > 0 ? json_integer(env->job_id) : json_null());
+    json_t *rows = json_array();
+    json_array_append_new(rows, row);
+    qpo_outcome_add_rows(out, "qpo.checkpoints", rows, 1);
+    return json_pack("{ss ss si si sf sf sf si}", "path", path, "sha256", st->last.sha256, "epochs",
                      st->last.epoch, "records", st->last.records, "loss", st->last.loss, "ce",
                      st->last.ce, "mse", st->last.mse, "resumed_from_epoch", st->resumed_from);
 }
@@ -261,7 +229,7 @@ static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int
     st.last.records = (int)data.records.n;
     qpo_job_status s = st.tr ? run_epochs(env, &tp, loop_dir, &st, err) : qpo_trainer_fail(err);
     if (s == QPO_JOB_OK) {
-        out->result = finish(run, loop, &tp, loop_dir, &st, out, err);
+        out->result = finish(env, run, loop, &tp, loop_dir, &st, out, err);
         if (out->result) {
             json_object_set_new(out->result, "d0_records", json_integer(data.d0_records));
             json_object_set_new(out->result, "run_records", json_integer(data.run_records));

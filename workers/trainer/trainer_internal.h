@@ -2,7 +2,7 @@
 #define QPO_TRAINER_INTERNAL_H
 
 /* What the trainer jobs share: the run and its resolved config, the backend, tokenizer and
- * policy shape, checkpoint folders, seeds, text clean-up and the commit hook. */
+ * policy shape, checkpoint folders, seeds and text clean-up. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,8 +25,6 @@ typedef struct qpo_trun {
     double lr_first, lr_next, weight_decay, lr_gamma, grad_clip, lambda, dropout, top_p, r_star;
 } qpo_trun;
 
-/* Required integer payload field; QPO_EXIT_USAGE naming it otherwise. */
-int qpo_trainer_payload_int(const json_t *payload, const char *key, int64_t *out, qpo_err *err);
 /* run_id and loop, with loop checked against 1..loops of the loaded run. */
 int qpo_trun_from_payload(PGconn *conn, const json_t *payload, qpo_trun *run, int *loop,
                           qpo_err *err);
@@ -78,10 +76,6 @@ uint64_t qpo_trainer_seed(uint64_t a, uint64_t b);
 /* Decoded prompt bytes as PostgreSQL text: invalid UTF-8 becomes U+FFFD, NUL is dropped.
  * malloc'd. */
 char *qpo_text_clean_utf8(const char *s, size_t len);
-
-/* A commit hook that runs NAME($1 rows as JSON, $2 job id) and checks the row count. */
-void qpo_trainer_rows_commit(qpo_job_outcome *out, const char *statement, json_t *rows,
-                             long expected);
 
 /* Maps job status from an error code: usage (bad data/config) is fatal, the rest retried. */
 qpo_job_status qpo_trainer_fail(const qpo_err *err);

@@ -5,7 +5,7 @@
  * class) and merge (cpu class). Each is a function of an environment (connection, job
  * identity, stop check, checkpoint directory) so tests can run one against a real database
  * without the worker runtime; qpo_trainer_register_handlers() builds the environment from the
- * runtime's job context. Outputs are written by out->commit inside the completing
+ * runtime's job context. Outputs are rows added to the outcome, written inside the completing
  * transaction, so each is written exactly once. */
 
 #include <jansson.h>
@@ -32,17 +32,17 @@ typedef struct qpo_trainer_env {
 const char *qpo_trainer_checkpoint_root(void);
 
 /* train {"run_id", "loop"}: trains loop t's policy (resuming from the last complete epoch of
- * an earlier attempt); out->commit records the final checkpoint in qpo.checkpoints. */
+ * an earlier attempt); its outcome adds the final checkpoint row to qpo.checkpoints. */
 qpo_job_status qpo_trainer_job_train(const qpo_trainer_env *env, const json_t *payload,
                                      qpo_job_outcome *out, qpo_err *err);
 
 /* generate {"run_id", "loop", "batches", "batch_size"}: one sampled prompt per collect item;
- * out->commit writes qpo.generations (purpose 'collect'). */
+ * its outcome adds qpo.generations rows (purpose 'collect'). */
 qpo_job_status qpo_trainer_job_generate(const qpo_trainer_env *env, const json_t *payload,
                                         qpo_job_outcome *out, qpo_err *err);
 
 /* evaluate-generate {"run_id", "loop", "test_size"}: greedy prompts for the test sample;
- * out->commit writes qpo.generations (purpose 'test'). */
+ * its outcome adds qpo.generations rows (purpose 'test'). */
 qpo_job_status qpo_trainer_job_evaluate_generate(const qpo_trainer_env *env, const json_t *payload,
                                                  qpo_job_outcome *out, qpo_err *err);
 
