@@ -24,7 +24,7 @@ typedef struct qpo_err {
 void qpo_err_clear(qpo_err *err);
 bool qpo_err_is_set(const qpo_err *err);
 
-/* Sets code and message, clearing detail and hint. Returns -1 so callers can `return
+/* Sets code and message, clearing detail, hint and SQLSTATE. Returns -1 so callers can `return
  * qpo_err_set(...)`. */
 int qpo_err_set(qpo_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void qpo_err_detail(qpo_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -181,7 +181,8 @@ SELECT qpo.retry_job($1::bigint);
 -- name: queue_list
 -- $1 state or NULL, $2 kind or NULL, $3 run id or NULL, $4 limit.
 SELECT id, kind, class, state, priority, attempt, max_attempts, coalesce(lease_owner, ''),
-       to_char(created_at, 'YYYY-MM-DD HH24:MI:SS'), coalesce(left(last_error, 60), '')
+       to_char(created_at, 'YYYY-MM-DD HH24:MI:SS'),
+       coalesce(left(split_part(last_error, E'\n', 1), 60), '') -- its message line
   FROM qpo.jobs
  WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2)
    AND ($3::bigint IS NULL OR run_id = $3)

@@ -155,14 +155,15 @@ static void test_rewards_and_scores_are_written_once_and_never_changed(void **st
         "\"prediction\":null,\"correct\":null,\"predictions\":[1,0],\"acc_q\":0.5,"
         "\"avg_acc\":0.4,\"raw_reward\":9,\"norm_reward\":45,\"d0_min_raw\":0,"
         "\"d0_max_raw\":20,\"call_ids\":[11,12]}]";
-    const char *params[2] = {rows, NULL};
+    /* As the worker runtime writes a job's rows (workers/runtime/outcome.c). */
+    const char *params[3] = {"qpo.rewards", rows, "false"};
     qpo_err err = {0};
-    PGresult *res = qpo_db_named(conn, "reward_insert_rewards", 2, params, &err);
+    PGresult *res = qpo_db_named(conn, "outcome_insert_rows", 3, params, &err);
     if (!res) {
         qpo_err_print(&err);
     }
     assert_non_null(res);
-    assert_string_equal(PQcmdTuples(res), "1");
+    assert_string_equal(PQgetvalue(res, 0, 0), "1");
     PQclear(res);
     assert_scalar(conn, "SELECT nlls[2][1] FROM qpo.rewards", "1e-05");
     assert_scalar(conn, "SELECT array_length(nlls, 2) FROM qpo.rewards", "4");
@@ -170,7 +171,7 @@ static void test_rewards_and_scores_are_written_once_and_never_changed(void **st
     assert_scalar(conn, "SELECT predictions::text FROM qpo.rewards", "{1,0}");
 
     /* A second write of the same pair and loop is refused: rewards are written once. */
-    res = qpo_db_named(conn, "reward_insert_rewards", 2, params, &err);
+    res = qpo_db_named(conn, "outcome_insert_rows", 3, params, &err);
     assert_null(res);
     qpo_err_clear(&err);
 
@@ -182,8 +183,8 @@ static void test_rewards_and_scores_are_written_once_and_never_changed(void **st
                          "\"item_id\":3,\"prompt\":\"p\",\"nlls\":[0.5,1],\"completion_nll\":null,"
                          "\"completion\":null,\"prediction\":\"0\",\"predictions\":null,"
                          "\"acc\":1,\"call_ids\":[5]}]";
-    const char *sp[2] = {scores, NULL};
-    res = qpo_db_named(conn, "reward_insert_eval_scores", 2, sp, &err);
+    const char *sp[3] = {"qpo.eval_scores", scores, "false"};
+    res = qpo_db_named(conn, "outcome_insert_rows", 3, sp, &err);
     if (!res) {
         qpo_err_print(&err);
     }
