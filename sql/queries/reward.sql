@@ -56,12 +56,13 @@ SELECT item_id FROM qpo.task_items WHERE task = $1 AND split = 'train' ORDER BY 
 
 -- name: reward_items_by_id
 -- $1 task, $2 '{id,...}': demonstration items.
-SELECT item_id, fields::text, label FROM qpo.task_items
+SELECT item_id, fields::text AS fields, label FROM qpo.task_items
 WHERE task = $1 AND item_id = ANY ($2::integer[]);
 
 -- name: reward_d0_range
 -- $1 task, $2 setting, $3 target: D_0's raw reward range for normalisation.
-SELECT min(raw_reward), max(raw_reward), count(*) FROM qpo.d0_records
+SELECT min(raw_reward) AS min_raw, max(raw_reward) AS max_raw, count(*) AS records
+FROM qpo.d0_records
 WHERE task = $1 AND setting = $2 AND target = $3;
 
 -- name: reward_cache_lookup

@@ -166,16 +166,19 @@ static char *chosen_ids(const PGresult *ids, int n_sets, size_t *chosen) {
 
 static int fill_sets(const qpo_task *task, const PGresult *ids, const PGresult *rows, int n_sets,
                      const size_t *chosen, qpo_demo_set *sets, json_t *owner, qpo_err *err) {
+    int c_id = PQfnumber(rows, "item_id"), c_fields = PQfnumber(rows, "fields");
+    int c_label = PQfnumber(rows, "label");
     for (int set = 0; set < n_sets; set++) {
         for (int d = 0; d < QPO_FEW_SHOT_DEMOS; d++) {
             const char *want = PQgetvalue(ids, (int)chosen[set * QPO_FEW_SHOT_DEMOS + d], 0);
             int found = -1;
             for (int r = 0; r < PQntuples(rows) && found < 0; r++) {
-                found = strcmp(PQgetvalue(rows, r, 0), want) == 0 ? r : -1;
+                found = strcmp(PQgetvalue(rows, r, c_id), want) == 0 ? r : -1;
             }
             json_error_t jerr;
-            json_t *fields = found >= 0 ? json_loads(PQgetvalue(rows, found, 1), 0, &jerr) : NULL;
-            if (!fields || PQgetisnull(rows, found, 2)) {
+            json_t *fields =
+                found >= 0 ? json_loads(PQgetvalue(rows, found, c_fields), 0, &jerr) : NULL;
+            if (!fields || PQgetisnull(rows, found, c_label)) {
                 json_decref(fields);
                 qpo_err_set(err, QPO_EXIT_USAGE, "demonstration item %s of task %s is unusable",
                             want, task->name);
@@ -183,7 +186,7 @@ static int fill_sets(const qpo_task *task, const PGresult *ids, const PGresult *
                 return -1;
             }
             json_array_append_new(owner, fields);
-            sets[set].demos[d] = (qpo_task_example){fields, atoi(PQgetvalue(rows, found, 2))};
+            sets[set].demos[d] = (qpo_task_example){fields, atoi(PQgetvalue(rows, found, c_label))};
         }
     }
     return 0;

@@ -22,14 +22,14 @@ static int load_d0_range(PGconn *conn, const qpo_run_info *ri, d0_range *r, qpo_
         return -1;
     }
     int rc = 0;
-    if (qpo_db_int64(res, 0, 2) == 0) {
+    if (qpo_db_int64(res, 0, PQfnumber(res, "records")) == 0) {
         rc = qpo_err_set(err, QPO_EXIT_USAGE, "no D_0 for (%s, %s, %s)", ri->task, ri->setting,
                          ri->target);
         qpo_err_hint(err, "normalised rewards use D_0's range: import D_0 or run its d0 job "
                           "before the first loop");
     } else {
-        r->min = atof(PQgetvalue(res, 0, 0));
-        r->max = atof(PQgetvalue(res, 0, 1));
+        r->min = atof(PQgetvalue(res, 0, PQfnumber(res, "min_raw")));
+        r->max = atof(PQgetvalue(res, 0, PQfnumber(res, "max_raw")));
     }
     PQclear(res);
     return rc;
