@@ -153,6 +153,7 @@ static int hf_config(const char *dir, const qpo_st_file *f, qpo_policy_config *c
     cfg->vocab = (int)wte->shape[0];
     cfg->d = (int)wte->shape[1];
     cfg->ctx = (int)wpe->shape[0];
+    cfg->reward_embed = QPO_REWARD_EMBED_UNIT; /* fresh heads: qpo's reward input */
     cfg->n_layer = 0;
     char name[64];
     for (;; cfg->n_layer++) {

@@ -43,8 +43,9 @@ char *qpo_policy_config_json(const qpo_policy_config *c) {
     char buf[256];
     snprintf(buf, sizeof buf,
              "{\"n_layer\": %d, \"n_head\": %d, \"d\": %d, \"vocab\": %d, "
-             "\"ctx\": %d}",
-             c->n_layer, c->n_head, c->d, c->vocab, c->ctx);
+             "\"ctx\": %d, \"reward_embed\": \"%s\"}",
+             c->n_layer, c->n_head, c->d, c->vocab, c->ctx,
+             c->reward_embed == QPO_REWARD_EMBED_RAW ? "raw" : "unit");
     return strdup(buf);
 }
 
@@ -55,6 +56,27 @@ static int get_int(json_t *o, const char *key, int *out, char *errbuf, size_t er
         return -1;
     }
     *out = (int)json_integer_value(v);
+    return 0;
+}
+
+float qpo_policy_reward_input(const qpo_policy_config *c, float r_norm) {
+    return c->reward_embed == QPO_REWARD_EMBED_RAW ? r_norm : r_norm / 100.0f;
+}
+
+/* A file without the key predates the choice, so it was trained with the authors' input. */
+static int get_reward_embed(json_t *o, qpo_reward_embed *out, char *errbuf, size_t errlen) {
+    json_t *v = json_object_get(o, "reward_embed");
+    const char *s = v ? json_string_value(v) : "raw";
+    if (s && !strcmp(s, "raw"))
+        *out = QPO_REWARD_EMBED_RAW;
+    else if (s && !strcmp(s, "unit"))
+        *out = QPO_REWARD_EMBED_UNIT;
+    else {
+        snprintf(errbuf, errlen,
+                 "policy config: \"reward_embed\" is \"unit\" or \"raw\" (this file was "
+                 "written by another version of qpo?)");
+        return -1;
+    }
     return 0;
 }
 
@@ -70,7 +92,8 @@ int qpo_policy_config_parse(const char *json, qpo_policy_config *out, char *errb
              get_int(o, "n_head", &out->n_head, errbuf, errlen) ||
              get_int(o, "d", &out->d, errbuf, errlen) ||
              get_int(o, "vocab", &out->vocab, errbuf, errlen) ||
-             get_int(o, "ctx", &out->ctx, errbuf, errlen);
+             get_int(o, "ctx", &out->ctx, errbuf, errlen) ||
+             get_reward_embed(o, &out->reward_embed, errbuf, errlen);
     json_decref(o);
     if (rc)
         return -1;

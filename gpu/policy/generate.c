@@ -60,7 +60,7 @@ static void prefill(gen_state *g, const int32_t *qids, const int32_t *qmask, flo
         for (int t = 0; t < g->Tmax; t++)
             mask[b * g->Tmax + t] = t == 0 || t >= PREFIX || qmask[b * Q + t - 1] != 0;
         rows[b] = b * PREFIX + PREFIX - 1;
-        rw[b] = reward;
+        rw[b] = qpo_policy_reward_input(&p->cfg, reward);
     }
     be->upload(g->mask, mask, sizeof(int32_t) * B * g->Tmax);
     /* the prefill's own [B,41] mask sits in a->key_mask */

@@ -122,6 +122,17 @@ void qpo_model_blocks_forward(qpo_policy *p, qpo_acts *a, int B, int T, const in
                              p->cfg.d);
 }
 
+/* embed_return sees the config's reward input; the return head's target stays r_norm. */
+static void upload_reward_input(qpo_policy *p, qpo_acts *a, const qpo_batch *b) {
+    float *r = malloc(sizeof(float) * b->B);
+    if (!r)
+        abort();
+    for (int i = 0; i < b->B; i++)
+        r[i] = qpo_policy_reward_input(&p->cfg, b->reward[i]);
+    p->be->upload(a->reward, r, sizeof(float) * b->B);
+    free(r);
+}
+
 /* Uploads ids, masks and rewards; builds the key mask and the rows that carry a target. */
 static void upload_batch(qpo_policy *p, qpo_acts *a, const qpo_batch *b) {
     const qpo_backend *be = p->be;
@@ -151,7 +162,7 @@ static void upload_batch(qpo_policy *p, qpo_acts *a, const qpo_batch *b) {
     be->upload(a->rowsR, rowsR, sizeof(int32_t) * B);
     be->upload(a->qids, b->query_ids, sizeof(int32_t) * B * Q);
     be->upload(a->pids, b->prompt_ids, sizeof(int32_t) * B * P);
-    be->upload(a->reward, b->reward, sizeof(float) * B);
+    upload_reward_input(p, a, b);
     free(mask), free(rows), free(tg), free(rowsR);
 }
 

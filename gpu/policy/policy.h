@@ -15,15 +15,29 @@
 #define QPO_PGDT_PLEN 40
 #define QPO_PGDT_SEQ (1 + QPO_PGDT_QLEN + QPO_PGDT_PLEN)
 
+/* How r_norm enters embed_return. The authors feed r_norm (0..100) itself: once w*r dominates
+ * the bias, embed_ln removes its scale and every r* > ~10 gives the same reward token, so the
+ * prompt barely depends on r*. qpo feeds r_norm / 100, so the token's direction varies with r.
+ * Checkpoints without the key are the authors' (pgdt_torch.py and files before the change). */
+typedef enum qpo_reward_embed {
+    QPO_REWARD_EMBED_UNIT = 0, /* "unit": embed_return(r_norm / 100), qpo's default */
+    QPO_REWARD_EMBED_RAW = 1,  /* "raw": embed_return(r_norm), the authors' model */
+} qpo_reward_embed;
+
 typedef struct qpo_policy_config {
     int n_layer, n_head, d, vocab, ctx; /* eos = vocab - 1 */
+    qpo_reward_embed reward_embed;
 } qpo_policy_config;
+
+/* The value embed_return sees for a normalised reward. */
+float qpo_policy_reward_input(const qpo_policy_config *cfg, float r_norm);
 
 /* "tiny" (2 layers, 4 heads, d 64, vocab 512, ctx 128) or "gpt2" (124M). -1 if unknown. */
 int qpo_policy_config_named(const char *name, qpo_policy_config *out);
 /* Checks sizes are positive, d divisible by n_head, ctx >= 81. -1 with a message. */
 int qpo_policy_config_check(const qpo_policy_config *cfg, char *errbuf, size_t errlen);
-/* {"n_layer":..,"n_head":..,"d":..,"vocab":..,"ctx":..}; malloc'd. */
+/* {"n_layer":..,"n_head":..,"d":..,"vocab":..,"ctx":..,"reward_embed":"unit"|"raw"};
+ * malloc'd. Parsing takes a missing "reward_embed" as "raw" and refuses unknown values. */
 char *qpo_policy_config_json(const qpo_policy_config *cfg);
 int qpo_policy_config_parse(const char *json, qpo_policy_config *out, char *errbuf, size_t errlen);
 

@@ -94,6 +94,30 @@ static void write_hf(qpo_policy *p, const char *hfdir, int prefix) {
     free(half), free(mask);
 }
 
+/* Files from before the reward input was a choice (and pgdt_torch.py's) are the authors'
+ * model; a value this version does not know is refused, not guessed. */
+static void test_reward_embed_key(void **state) {
+    (void)state;
+    qpo_policy_config c;
+    char err[256];
+    const char *base = "{\"n_layer\": 2, \"n_head\": 4, \"d\": 64, \"vocab\": 512, \"ctx\": 128";
+    char js[256];
+    snprintf(js, sizeof js, "%s}", base);
+    assert_int_equal(qpo_policy_config_parse(js, &c, err, sizeof err), 0);
+    assert_int_equal(c.reward_embed, QPO_REWARD_EMBED_RAW);
+    snprintf(js, sizeof js, "%s, \"reward_embed\": \"unit\"}", base);
+    assert_int_equal(qpo_policy_config_parse(js, &c, err, sizeof err), 0);
+    assert_int_equal(c.reward_embed, QPO_REWARD_EMBED_UNIT);
+    snprintf(js, sizeof js, "%s, \"reward_embed\": \"fourier\"}", base);
+    assert_int_equal(qpo_policy_config_parse(js, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "reward_embed"));
+    qpo_policy_config_named("tiny", &c);
+    assert_int_equal(c.reward_embed, QPO_REWARD_EMBED_UNIT);
+    assert_float_equal(qpo_policy_reward_input(&c, 50.0f), 0.5f, 1e-7);
+    c.reward_embed = QPO_REWARD_EMBED_RAW;
+    assert_float_equal(qpo_policy_reward_input(&c, 50.0f), 50.0f, 1e-7);
+}
+
 static void test_hf_backbone(void **state) {
     (void)state;
     for (int prefix = 0; prefix < 2; prefix++) {
@@ -187,9 +211,8 @@ static void test_truncated(void **state) {
 int main(void) {
     dir = temp_dir();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_hf_backbone),
-        cmocka_unit_test(test_mismatches),
+        cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_reward_embed_key),
+        cmocka_unit_test(test_hf_backbone), cmocka_unit_test(test_mismatches),
         cmocka_unit_test(test_truncated),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,9 +86,9 @@ static void check_tensor(gc *c, const qpo_policy_tensor *t) {
     free(v);
 }
 
-static void test_every_tensor(void **state) {
-    (void)state;
-    qpo_policy_config cfg = {.n_layer = 2, .n_head = 2, .d = 16, .vocab = 48, .ctx = 96};
+static void every_tensor(qpo_reward_embed mode) {
+    qpo_policy_config cfg = {
+        .n_layer = 2, .n_head = 2, .d = 16, .vocab = 48, .ctx = 96, .reward_embed = mode};
     char err[256];
     gc c = {0};
     c.p = qpo_policy_new(&cfg, qpo_backend_cpu(), err, sizeof err);
@@ -117,7 +117,19 @@ static void test_every_tensor(void **state) {
     qpo_policy_free(c.p);
 }
 
+/* qpo's reward input (r_norm / 100) and the authors' (r_norm): same ops, another value. */
+static void test_every_tensor_unit_reward(void **state) {
+    (void)state;
+    every_tensor(QPO_REWARD_EMBED_UNIT);
+}
+
+static void test_every_tensor_raw_reward(void **state) {
+    (void)state;
+    every_tensor(QPO_REWARD_EMBED_RAW);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_every_tensor)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_every_tensor_unit_reward),
+                                       cmocka_unit_test(test_every_tensor_raw_reward)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
