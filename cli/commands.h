@@ -16,6 +16,8 @@ int qpo_cmd_tokenize(int argc, char **argv);
 int qpo_cmd_policy(int argc, char **argv);
 int qpo_cmd_bench_policy(int argc, char **argv);
 int qpo_cmd_bench_tokenizer(int argc, char **argv);
+/* cli/policy (the policy + the scheduler's D_0 reader) */
+int qpo_cmd_offline_eval(int argc, char **argv);
 
 /* workers/llm (target-LLM client) */
 int qpo_cmd_target(int argc, char **argv);

@@ -28,6 +28,10 @@ static const command commands[] = {
 #ifdef QPO_HAVE_POLICY
     {"policy", qpo_cmd_policy, "create, evaluate or sample from a policy checkpoint"},
 #endif
+#ifdef QPO_HAVE_OFFLINE_EVAL
+    {"offline-eval", qpo_cmd_offline_eval,
+     "train on part of a released D_0, judge held-out prompts"},
+#endif
 #ifdef QPO_HAVE_LLM
     {"target", qpo_cmd_target, "check, score or chat with a target LLM endpoint"},
 #endif
