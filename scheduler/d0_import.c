@@ -202,6 +202,28 @@ static int stage_records(PGconn *conn, const qpo_d0_import *o, const qpo_task *t
     return rc;
 }
 
+json_t *qpo_d0_load(const char *file, qpo_err *err) {
+    json_error_t jerr;
+    json_t *all = json_load_file(file, 0, &jerr);
+    if (!all)
+        return qpo_err_set(err, QPO_EXIT_USAGE, "%s:%d:%d: %s", file, jerr.line, jerr.column,
+                           jerr.text),
+               NULL;
+    if (!json_is_array(all)) {
+        json_decref(all);
+        return qpo_err_set(err, QPO_EXIT_USAGE, "%s: expected a JSON array of records", file), NULL;
+    }
+    return all;
+}
+
+json_t *qpo_d0_record(const qpo_d0_import *o, const json_t *rec, qpo_err *err) {
+    const qpo_task *task = qpo_task_find(o->task);
+    if (!task)
+        return qpo_err_set(err, QPO_EXIT_USAGE, "unknown task \"%s\"", o->task), NULL;
+    const char *source = strrchr(o->file, '/') ? strrchr(o->file, '/') + 1 : o->file;
+    return record_row(o, task, source, rec, err);
+}
+
 int qpo_import_d0(PGconn *conn, const qpo_d0_import *o, qpo_import_counts *counts, qpo_err *err) {
     memset(counts, 0, sizeof(*counts));
     const qpo_task *task = qpo_task_find(o->task);
@@ -210,15 +232,9 @@ int qpo_import_d0(PGconn *conn, const qpo_d0_import *o, qpo_import_counts *count
     if (strcmp(o->setting, "zero_shot") && strcmp(o->setting, "few_shot"))
         return qpo_err_set(err, QPO_EXIT_USAGE,
                            "unknown setting \"%s\"; known: zero_shot, few_shot", o->setting);
-    json_error_t jerr;
-    json_t *all = json_load_file(o->file, 0, &jerr);
+    json_t *all = qpo_d0_load(o->file, err);
     if (!all)
-        return qpo_err_set(err, QPO_EXIT_USAGE, "%s:%d:%d: %s", o->file, jerr.line, jerr.column,
-                           jerr.text);
-    if (!json_is_array(all)) {
-        json_decref(all);
-        return qpo_err_set(err, QPO_EXIT_USAGE, "%s: expected a JSON array of records", o->file);
-    }
+        return -1;
     PGresult *res = NULL;
     int rc = qpo_db_begin(conn, err);
     if (rc == 0 && (res = qpo_db_named(conn, "d0_stage_create", 0, NULL, err)) == NULL)

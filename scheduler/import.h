@@ -4,6 +4,7 @@
 /* Writing imported data: task items and released D_0 files, each import one transaction,
  * re-imports of the same file a no-op. */
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,5 +36,12 @@ typedef struct qpo_d0_import {
 /* Loads the QPO authors' released D_0 (docs/qpo-recipe.md section 6): raw rewards per
  * section 4 from each record's fields. */
 int qpo_import_d0(PGconn *conn, const qpo_d0_import *opts, qpo_import_counts *counts, qpo_err *err);
+
+/* The importer's pieces without a database, for commands that read D_0 themselves: the file's
+ * JSON array (a usage error naming the file otherwise), and one record as the row the import
+ * writes ({"query", "prompt" without the final <|endoftext|>, "raw_reward", "acc", ...}) or
+ * NULL with a usage error naming the field (callers add the file and record number). */
+json_t *qpo_d0_load(const char *file, qpo_err *err);
+json_t *qpo_d0_record(const qpo_d0_import *opts, const json_t *rec, qpo_err *err);
 
 #endif
