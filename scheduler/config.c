@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gpt2_weights.h"
 #include "hyper.h"
 #include "tasks.h"
 
@@ -267,7 +268,7 @@ static int check_targets(const json_t *cfg, json_t *out, qpo_err *err) {
     return 0;
 }
 
-static const char *const policy_keys[] = {"size", "init", "tokenizer", NULL};
+static const char *const policy_keys[] = {"size", "init", "tokenizer", "weights", NULL};
 
 static int check_policy(const json_t *cfg, json_t *out, qpo_err *err) {
     json_t *empty = json_object();
@@ -284,9 +285,13 @@ static int check_policy(const json_t *cfg, json_t *out, qpo_err *err) {
              string_field(p, "policy", "init", "scratch", o, err) == 0 &&
              string_field(p, "policy", "tokenizer", "gpt2_bpe", o, err) == 0) {
         const char *size = json_string_value(json_object_get(o, "size"));
+        const char *init = json_string_value(json_object_get(o, "init"));
+        json_t *weights = json_object_get(p, "weights");
         if (strcmp(size, "tiny") && strcmp(size, "gpt2"))
             bad(err, "policy.size: unknown size \"%s\"; known: tiny, gpt2", size);
-        else
+        else if (weights && strcmp(init, QPO_INIT_PRETRAINED))
+            bad(err, "policy.weights: only read with \"init\": \"" QPO_INIT_PRETRAINED "\"");
+        else if (!weights || string_field(p, "policy", "weights", NULL, o, err) == 0)
             rc = 0;
     }
     json_decref(empty);
@@ -327,7 +332,9 @@ static int check_hyper(const json_t *cfg, json_t *out, qpo_err *err) {
         if (sw && !json_is_boolean(sw))
             bad(err, "hyper.lambda_switch: must be true or false");
         else {
-            json_object_set_new(o, "lambda_switch", json_boolean(sw && json_is_true(sw)));
+            json_object_set_new(
+                o, "lambda_switch",
+                json_boolean(sw ? json_is_true(sw) : QPO_HYPER_LAMBDA_SWITCH_DEFAULT));
             rc = 0;
         }
     }
@@ -335,9 +342,20 @@ static int check_hyper(const json_t *cfg, json_t *out, qpo_err *err) {
     return rc;
 }
 
+/* independent: the authors' 10 seeded class-balanced draws per loop (repeats allowed);
+ * exhaustive: one order walked without repeats (sql/migrations/0015_collect_draw.sql). */
+static int check_draw(const json_t *c, json_t *co, qpo_err *err) {
+    if (string_field(c, "collect", "draw", "independent", co, err) < 0)
+        return -1;
+    const char *d = json_string_value(json_object_get(co, "draw"));
+    if (strcmp(d, "independent") && strcmp(d, "exhaustive"))
+        return bad(err, "collect.draw: unknown rule \"%s\"; known: independent, exhaustive", d);
+    return 0;
+}
+
 /* Collect shape and test sample: the recipe's 10 x 100 and 100 (NLP) / 200 (math). */
 static int check_sampling(const json_t *cfg, json_t *out, qpo_err *err) {
-    static const char *const collect_keys[] = {"batches", "batch_size", NULL};
+    static const char *const collect_keys[] = {"batches", "batch_size", "draw", NULL};
     static const char *const test_keys[] = {"size", "math_size", "shards", NULL};
     json_t *empty = json_object();
     const json_t *c = json_object_get(cfg, "collect");
@@ -354,6 +372,7 @@ static int check_sampling(const json_t *cfg, json_t *out, qpo_err *err) {
              check_keys(t ? t : empty, "test", test_keys, err) == 0 &&
              int_field(c ? c : empty, "collect", "batches", 10, 1, 1000, co, err) == 0 &&
              int_field(c ? c : empty, "collect", "batch_size", 100, 1, 100000, co, err) == 0 &&
+             check_draw(c ? c : empty, co, err) == 0 &&
              int_field(t ? t : empty, "test", "size", 100, 1, 1000000, to, err) == 0 &&
              int_field(t ? t : empty, "test", "math_size", 200, 1, 1000000, to, err) == 0 &&
              int_field(t ? t : empty, "test", "shards", 4, 1, 1000, to, err) == 0)
@@ -362,22 +381,42 @@ static int check_sampling(const json_t *cfg, json_t *out, qpo_err *err) {
     return rc;
 }
 
-static const char *const known_collections[] = {"instructeval/no_instruction",
+/* InstructEval's folders under ../shared/data/prompts/instructeval/, named as the d0 job
+ * reads them. Its low-perplexity prompts were written per model: one folder each. */
+static const char *const plain_collections[] = {"instructeval/no_instruction",
                                                 "instructeval/generic_instruction",
                                                 "instructeval/ape",
                                                 "instructeval/rlprompt",
                                                 "instructeval/manual",
-                                                "instructeval/low_perplexity",
                                                 "instructeval/chat_gpt_prompts",
                                                 "prompt_oirl",
                                                 NULL};
+#define LOW_PERPLEXITY "instructeval/low_perplexity_prompts/"
+static const char *const low_perplexity_models[] = {
+    "bloom1b1", "bloom1b7", "bloom3b", "bloom7b1", "gptneo1b3", "gptneo2b7", "gptneox20b",
+    "llama13b", "llama7b",  "opt13b",  "opt1b3",   "opt2b7",    "opt6b7",    NULL};
+/* The authors' D_0 holds one low-perplexity set, the one written for their target (llama7b). */
+#define DEFAULT_LOW_PERPLEXITY LOW_PERPLEXITY "llama7b"
+
+static int known_collection(const char *name) {
+    for (const char *const *k = plain_collections; *k; k++)
+        if (!strcmp(*k, name))
+            return 1;
+    size_t plen = strlen(LOW_PERPLEXITY);
+    for (const char *const *m = low_perplexity_models; *m && !strncmp(name, LOW_PERPLEXITY, plen);
+         m++)
+        if (!strcmp(name + plen, *m))
+            return 1;
+    return 0;
+}
 
 static int check_collections(const json_t *d, json_t *o, qpo_err *err) {
     json_t *v = json_object_get(d, "collections");
     if (!v) {
         json_t *all = json_array();
-        for (const char *const *k = known_collections; *k; k++)
+        for (const char *const *k = plain_collections; *k; k++)
             json_array_append_new(all, json_string(*k));
+        json_array_insert_new(all, json_array_size(all) - 1, json_string(DEFAULT_LOW_PERPLEXITY));
         json_object_set_new(o, "collections", all);
         return 0;
     }
@@ -386,14 +425,13 @@ static int check_collections(const json_t *d, json_t *o, qpo_err *err) {
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
-        int ok = 0;
-        for (const char *const *k = known_collections; *k && json_is_string(e); k++)
-            ok |= !strcmp(*k, json_string_value(e));
-        if (!ok)
+        if (!json_is_string(e) || !known_collection(json_string_value(e)))
             return bad(err,
                        "d0.collections[%zu]: unknown collection; known: instructeval/{"
                        "no_instruction, generic_instruction, ape, rlprompt, manual, "
-                       "low_perplexity, chat_gpt_prompts}, prompt_oirl",
+                       "chat_gpt_prompts, low_perplexity_prompts/MODEL}, prompt_oirl (MODEL: "
+                       "bloom1b1, bloom1b7, bloom3b, bloom7b1, gptneo1b3, gptneo2b7, gptneox20b, "
+                       "llama13b, llama7b, opt13b, opt1b3, opt2b7, opt6b7)",
                        i);
     }
     json_object_set(o, "collections", v);

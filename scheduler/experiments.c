@@ -100,8 +100,9 @@ static int insert_runs(PGconn *conn, int64_t exp, const json_t *r, qpo_err *err)
                                             nb,
                                             bs,
                                             tsize,
-                                            shards};
-                    if (exec_named(conn, "run_insert", 10, params, err) < 0)
+                                            shards,
+                                            json_string_value(json_object_get(c, "draw"))};
+                    if (exec_named(conn, "run_insert", 11, params, err) < 0)
                         return -1;
                 }
             }

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "db.h"
 #include "experiments.h"
+#include "gpt2_weights.h"
 #include "log.h"
 
 static void submit_usage(FILE *out) {
@@ -36,6 +37,25 @@ static void default_name(const char *path, const json_t *cfg, char *out, size_t 
     char *dot = strrchr(out, '.');
     if (dot && dot != out)
         *dot = '\0';
+}
+
+/* Pretrained weights are read by the gpu workers, which may see other files than this
+ * machine: a warning here, the train job's error there. */
+static void warn_missing_weights(const json_t *resolved) {
+    const json_t *policy = json_object_get(resolved, "policy");
+    if (strcmp(json_string_value(json_object_get(policy, "init")), QPO_INIT_PRETRAINED))
+        return;
+    char dir[4096];
+    qpo_err err = {0};
+    if (qpo_gpt2_weights_find(json_string_value(json_object_get(policy, "weights")), dir,
+                              sizeof dir, &err) == 0)
+        return;
+    fprintf(stderr, "qpo: warning: policy.init \"" QPO_INIT_PRETRAINED "\": %s on this machine\n",
+            err.msg);
+    fprintf(stderr,
+            "  detail: %s\n  hint: %s (the train job fails the same way on a gpu worker "
+            "that lacks them)\n",
+            err.detail, err.hint);
 }
 
 int qpo_cmd_submit(int argc, char **argv) {
@@ -73,6 +93,7 @@ int qpo_cmd_submit(int argc, char **argv) {
         json_decref(cfg);
         return qpo_err_print(&err);
     }
+    warn_missing_weights(resolved);
     json_decref(resolved);
     char buf[256];
     default_name(path, cfg, buf, sizeof(buf));

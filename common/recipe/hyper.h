@@ -17,9 +17,12 @@ typedef struct qpo_hyper_spec {
     double def, lo, hi;
 } qpo_hyper_spec;
 
-/* Every numeric hyper-parameter in config order, then a NULL key. ("lambda_switch", a boolean
- * defaulting to false, is not in it.) */
+/* Every numeric hyper-parameter in config order, then a NULL key. ("lambda_switch", a boolean,
+ * is not in it: its default is QPO_HYPER_LAMBDA_SWITCH_DEFAULT.) */
 #define QPO_HYPER_COUNT 16
+/* The authors weigh the return loss per batch (gpu/policy/policy.h QPO_LAMBDA_SWITCH_MSE), with
+ * no way to turn it off: on unless a config says false (docs/recipe.md). */
+#define QPO_HYPER_LAMBDA_SWITCH_DEFAULT true
 extern const qpo_hyper_spec qpo_hyper_specs[QPO_HYPER_COUNT + 1];
 
 /* The default of a key of qpo_hyper_specs; an unknown key is a programming error (abort). */

@@ -141,36 +141,22 @@ static void sb_puts(strbuf *sb, const char *s) {
 }
 
 char *qpo_task_cut_words(const char *text, int max_words) {
-    strbuf sb = {0};
-    const char *p = text;
-    int words = 0;
-    bool over = false;
-    while (*p) {
-        while (*p && isspace((unsigned char)*p)) {
-            p++;
+    /* Python's text.split(" ") makes n spaces into n + 1 words, empty ones included, so the
+     * cut keeps the bytes before the max_words-th space. */
+    int spaces = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == ' ' && ++spaces == max_words) {
+            size_t keep = (size_t)(p - text);
+            char *out = malloc(keep + sizeof QPO_TASK_CUT_MARK);
+            if (!out) {
+                abort();
+            }
+            memcpy(out, text, keep);
+            memcpy(out + keep, QPO_TASK_CUT_MARK, sizeof QPO_TASK_CUT_MARK);
+            return out;
         }
-        if (!*p) {
-            break;
-        }
-        if (words == max_words) {
-            over = true;
-            break;
-        }
-        const char *start = p;
-        while (*p && !isspace((unsigned char)*p)) {
-            p++;
-        }
-        if (words > 0) {
-            sb_add(&sb, " ", 1);
-        }
-        sb_add(&sb, start, (size_t)(p - start));
-        words++;
     }
-    if (!over) {
-        free(sb.data);
-        return strdup(text);
-    }
-    return sb.data;
+    return strdup(text);
 }
 
 static const char *field_string(const qpo_task *task, const json_t *fields, const char *key,
@@ -305,27 +291,56 @@ char *qpo_task_query_text(const qpo_task *task, const json_t *fields, qpo_err *e
     return sb.data;
 }
 
-int qpo_task_demo_indices(uint64_t set_seed, size_t n_train, size_t k, size_t *out) {
+/* Moves a seeded choice of k of pool[0..n) to its front (Fisher-Yates prefix). */
+static void seeded_prefix(uint64_t *state, size_t *pool, size_t n, size_t k) {
+    for (size_t i = 0; i < k; i++) {
+        /* Modulo bias is below 2^-40 for any realistic train size: irrelevant here. */
+        size_t j = i + (size_t)(qpo_mix64_next(state) % (n - i));
+        size_t tmp = pool[i];
+        pool[i] = pool[j];
+        pool[j] = tmp;
+    }
+}
+
+int qpo_task_demo_indices(uint64_t set_seed, const int *labels, int n_labels, size_t n_train,
+                          size_t k, size_t *out) {
     if (k > n_train) {
         return -1;
     }
-    size_t *perm = malloc((n_train ? n_train : 1) * sizeof *perm);
-    if (!perm) {
+    size_t *pool = malloc((n_train ? n_train : 1) * sizeof *pool);
+    if (!pool) {
         abort();
     }
-    for (size_t i = 0; i < n_train; i++) {
-        perm[i] = i;
-    }
     uint64_t state = set_seed;
-    for (size_t i = 0; i < k; i++) {
-        /* Modulo bias is below 2^-40 for any realistic train size: irrelevant here. */
-        size_t j = i + (size_t)(qpo_mix64_next(&state) % (n_train - i));
-        size_t tmp = perm[i];
-        perm[i] = perm[j];
-        perm[j] = tmp;
-        out[i] = perm[i];
+    if (!labels || n_labels < 2) {
+        for (size_t i = 0; i < n_train; i++) {
+            pool[i] = i;
+        }
+        seeded_prefix(&state, pool, n_train, k);
+        memcpy(out, pool, k * sizeof *out);
+        free(pool);
+        return 0;
     }
-    free(perm);
+    size_t got = 0, per = k / (size_t)n_labels, extra = k % (size_t)n_labels;
+    for (int c = 0; c < n_labels; c++) {
+        /* The authors' count list gives the remainder's extra demonstration to the last labels. */
+        size_t want = per + ((size_t)c >= (size_t)n_labels - extra ? 1 : 0), m = 0;
+        for (size_t i = 0; i < n_train; i++) {
+            if (labels[i] == c) {
+                pool[m++] = i;
+            }
+        }
+        if (m < want) {
+            free(pool);
+            return -1;
+        }
+        seeded_prefix(&state, pool, m, want);
+        memcpy(out + got, pool, want * sizeof *out);
+        got += want;
+    }
+    /* Shuffled, so labels do not come in order inside the prompt. */
+    seeded_prefix(&state, out, k, k);
+    free(pool);
     return 0;
 }
 

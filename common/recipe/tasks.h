@@ -19,8 +19,10 @@
  *   block   = one "Label: value" line per shown field, then "Answer: verbalizer"
  *   scoring = context ending in "Answer:" + continuation " " + verbalizer
  * An empty instruction (InstructEval's no_instruction) renders no instruction paragraph.
- * Shown text fields longer than QPO_TASK_MAX_WORDS words are cut to their first
- * QPO_TASK_MAX_WORDS words joined by single spaces; shorter values are kept byte for byte.
+ * Shown text fields longer than QPO_TASK_MAX_WORDS words are cut the authors' way (their
+ * sample_instances): words are what splitting on single spaces gives, and a longer value keeps
+ * its first QPO_TASK_MAX_WORDS of them followed by QPO_TASK_CUT_MARK; shorter values are kept
+ * byte for byte.
  * Verbalizers are never cut. */
 
 #include <jansson.h>
@@ -30,6 +32,7 @@
 #include "error.h"
 
 #define QPO_TASK_MAX_WORDS 100
+#define QPO_TASK_CUT_MARK "..."
 #define QPO_TASK_MAX_LABELS 4
 #define QPO_TASK_MAX_FIELDS 2
 #define QPO_MATH_ANSWER_MAX 64
@@ -100,13 +103,17 @@ char *qpo_task_render_scoring(const qpo_task *task, const char *instruction,
 /* What the policy sees as the query (section 5). malloc'd, or NULL with err set. */
 char *qpo_task_query_text(const qpo_task *task, const json_t *fields, qpo_err *err);
 
-/* Cuts text to its first max_words whitespace-separated words (see above). malloc'd. */
+/* Cuts text to its first max_words words, marked (see above). malloc'd. */
 char *qpo_task_cut_words(const char *text, int max_words);
 
 /* Few-shot demonstration set `set_seed` (0..4 at collection, 0..9 at test): k distinct indices
- * into the task's train items (ordered by item_id), drawn by a seeded Fisher-Yates prefix
- * (splitmix64), identical on every machine. n_train >= k required; returns 0, or -1 if not. */
-int qpo_task_demo_indices(uint64_t set_seed, size_t n_train, size_t k, size_t *out);
+ * into the task's train items (ordered by item_id), identical on every machine (seeded
+ * Fisher-Yates prefixes, splitmix64). Class-balanced like the authors' sample_instances when
+ * labels (labels[i] of item i, in 0..n_labels-1) are given: k / n_labels per label, the last
+ * k % n_labels labels one more, then shuffled. labels NULL (multiple choice, math): a plain
+ * draw. Returns 0, or -1 when there are too few items (of a label). */
+int qpo_task_demo_indices(uint64_t set_seed, const int *labels, int n_labels, size_t n_train,
+                          size_t k, size_t *out);
 
 #define QPO_FEW_SHOT_DEMOS 6
 #define QPO_FEW_SHOT_SETS_COLLECT 5

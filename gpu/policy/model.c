@@ -186,8 +186,10 @@ static void prompt_head_forward(qpo_policy *p, qpo_acts *a, int M) {
     be->matmul_forward(a->logits, a->hr, p->w.wte, NULL, M, C, p->cfg.vocab, 0);
 }
 
-/* MSE of the return head on h_R; leaves d(lambda * MSE)/d pred in a->dpred for backward. */
-static float return_head_mse(qpo_policy *p, qpo_acts *a, const qpo_batch *b, float lambda) {
+/* MSE of the return head on h_R, and the step's MSE weight (*lambda); leaves
+ * d(lambda * MSE)/d pred in a->dpred for backward. */
+static float return_head_mse(qpo_policy *p, qpo_acts *a, const qpo_batch *b, const qpo_step_opts *o,
+                             float *lambda) {
     const qpo_backend *be = p->be;
     int B = b->B, C = p->cfg.d;
     be->gather_rows(a->hR, a->lnf, a->rowsR, B, C);
@@ -197,10 +199,14 @@ static float return_head_mse(qpo_policy *p, qpo_acts *a, const qpo_batch *b, flo
     for (int i = 0; i < B; i++) {
         double d = (double)p->host_pred[i] - b->reward[i];
         s += d * d;
-        p->host_pred[i] = (float)(lambda * 2.0 * d / B);
+        p->host_pred[i] = (float)d;
     }
+    float mse = (float)(s / B);
+    *lambda = o->lambda_switch && mse < QPO_LAMBDA_SWITCH_MSE ? QPO_LAMBDA_SWITCHED : o->lambda;
+    for (int i = 0; i < B; i++)
+        p->host_pred[i] = (float)(*lambda * 2.0 * p->host_pred[i] / B);
     be->upload(a->dpred, p->host_pred, sizeof(float) * B);
-    return (float)(s / B);
+    return mse;
 }
 
 int qpo_policy_forward(qpo_policy *p, const qpo_batch *b, const qpo_step_opts *o, qpo_loss *out,
@@ -226,8 +232,8 @@ int qpo_policy_forward(qpo_policy *p, const qpo_batch *b, const qpo_step_opts *o
     for (int i = 0; i < a->M; i++)
         ce += p->host_losses[i];
     out->ce = (float)(ce / a->M);
-    out->mse = return_head_mse(p, a, b, o->lambda);
-    out->loss = out->ce + o->lambda * out->mse;
+    out->mse = return_head_mse(p, a, b, o, &out->lambda);
+    out->loss = out->ce + out->lambda * out->mse;
     p->last = *o;
     return 0;
 }

@@ -82,10 +82,18 @@ int qpo_batch_check(const qpo_batch *b, int vocab, char *errbuf, size_t errlen);
 
 typedef struct qpo_loss {
     float ce, mse, loss;
+    float lambda; /* the MSE weight this step used */
 } qpo_loss;
+
+/* The authors' per-batch rule for the MSE weight (their model/pgdt.py): a batch whose return
+ * MSE is below 10 weighs it 0.5 in that same step, any other batch lambda. The weight is a
+ * constant of the step: no gradient flows through the choice. */
+#define QPO_LAMBDA_SWITCH_MSE 10.0f
+#define QPO_LAMBDA_SWITCHED 0.5f
 
 typedef struct qpo_step_opts {
     float lambda;          /* weight of the MSE term (0.1) */
+    int lambda_switch;     /* the authors' per-batch rule above */
     float dropout;         /* 0 = eval */
     uint64_t dropout_seed; /* per step */
 } qpo_step_opts;

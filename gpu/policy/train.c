@@ -42,7 +42,7 @@ void qpo_train_opts_default(qpo_train_opts *o) {
                           .beta2 = 0.999f,
                           .eps = 1e-8f,
                           .lambda = 0.1f,
-                          .lambda_switch = 0,
+                          .lambda_switch = 1,
                           .dropout = 0.1f,
                           .seed = 0};
 }
@@ -168,6 +168,7 @@ int qpo_trainer_step(qpo_trainer *tr, qpo_loss *out, char *errbuf, size_t errlen
         return -1;
     }
     qpo_step_opts so = {.lambda = tr->lambda,
+                        .lambda_switch = tr->o.lambda_switch,
                         .dropout = tr->o.dropout,
                         .dropout_seed = qpo_hash2(tr->o.seed, (uint64_t)tr->step)};
     int rc = qpo_policy_forward(tr->p, &b, &so, out, errbuf, errlen);
@@ -176,22 +177,20 @@ int qpo_trainer_step(qpo_trainer *tr, qpo_loss *out, char *errbuf, size_t errlen
         return -1;
     qpo_policy_backward(tr->p);
     optimizer_update(tr);
-    if (tr->o.lambda_switch && out->mse < 10.0f)
-        tr->lambda = 0.5f;
     advance(tr, B);
     return 0;
 }
 
 int qpo_trainer_epoch(qpo_trainer *tr, qpo_loss *out, char *errbuf, size_t errlen) {
     int start = tr->epoch, n = 0;
-    double s[3] = {0};
+    double s[4] = {0};
     while (tr->epoch == start) {
         qpo_loss l;
         if (qpo_trainer_step(tr, &l, errbuf, errlen))
             return -1;
-        s[0] += l.ce, s[1] += l.mse, s[2] += l.loss, n++;
+        s[0] += l.ce, s[1] += l.mse, s[2] += l.loss, s[3] += l.lambda, n++;
     }
-    *out = (qpo_loss){(float)(s[0] / n), (float)(s[1] / n), (float)(s[2] / n)};
+    *out = (qpo_loss){(float)(s[0] / n), (float)(s[1] / n), (float)(s[2] / n), (float)(s[3] / n)};
     return 0;
 }
 

@@ -29,7 +29,7 @@ typedef struct qpo_train_opts {
     float weight_decay; /* 1e-4, on every parameter */
     float beta1, beta2, eps;
     float lambda;      /* 0.1 */
-    int lambda_switch; /* the authors' switch to 0.5 once the MSE is below 10; off by default */
+    int lambda_switch; /* the authors' per-batch rule (policy.h QPO_LAMBDA_SWITCH_MSE); on */
     float dropout;     /* 0.1 */
     uint64_t seed;     /* data order and dropout */
 } qpo_train_opts;

@@ -13,7 +13,7 @@ struct qpo_trainer {
     int epoch;      /* epochs completed */
     size_t pos;     /* next record of the current epoch's order */
     int32_t *order; /* the current epoch's permutation of the records */
-    float lambda;   /* current MSE weight (changes only with lambda_switch) */
+    float lambda;   /* current MSE weight (lambda_switch may raise it per batch) */
 };
 
 /* The epoch's order: a Fisher-Yates shuffle seeded by (seed, epoch). */

@@ -51,8 +51,9 @@ WHERE o.ord < $3::bigint
 ORDER BY o.ord;
 
 -- name: reward_train_ids
--- $1 task: train item ids in the order demonstration indices refer to.
-SELECT item_id FROM qpo.task_items WHERE task = $1 AND split = 'train' ORDER BY item_id;
+-- $1 task: train item ids (and labels, for class-balanced sets) in the order demonstration
+-- indices refer to.
+SELECT item_id, label FROM qpo.task_items WHERE task = $1 AND split = 'train' ORDER BY item_id;
 
 -- name: reward_items_by_id
 -- $1 task, $2 '{id,...}': demonstration items.

@@ -66,8 +66,8 @@ WHERE qpo.targets.config IS DISTINCT FROM EXCLUDED.config;
 
 -- name: run_insert
 INSERT INTO qpo.runs (experiment_id, task, setting, target, seed, loops, collect_batches,
-                      collect_batch_size, test_size, test_shards)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                      collect_batch_size, test_size, test_shards, collect_draw)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (experiment_id, task, setting, target, seed) DO NOTHING;
 
 -- name: runs_of_experiment

@@ -376,7 +376,8 @@ static void test_d0_job_scores_instructeval_prompts(void **state) {
     char payload[4096];
     snprintf(payload, sizeof payload,
              "{\"task\":\"tweet_emotion\",\"setting\":\"zero_shot\",\"target\":\"sim\","
-             "\"queries\":8,\"seed\":3,\"collections\":[\"manual\",\"no_instruction\"],"
+             "\"queries\":8,\"seed\":3,\"collections\":[\"instructeval/manual\",\"instructeval/"
+             "no_instruction\"],"
              "\"prompts_dir\":\"%s/prompts\"}",
              data);
     json_t *r = run_job(info, qpo_reward_job_d0, payload);
@@ -403,9 +404,15 @@ static void test_d0_job_scores_instructeval_prompts(void **state) {
                      0);
     run_job_expect_fatal(info, qpo_reward_job_d0,
                          "{\"task\":\"tweet_emotion\",\"setting\":\"zero_shot\",\"target\":"
-                         "\"sim\",\"queries\":8,\"seed\":3,\"collections\":[\"nope\"],"
-                         "\"prompts_dir\":\"/nonexistent\"}",
+                         "\"sim\",\"queries\":8,\"seed\":3,\"collections\":[\"instructeval/"
+                         "nope\"],\"prompts_dir\":\"/nonexistent\"}",
                          "cannot read source prompts");
+    /* A folder name without the config's prefix is refused, not looked up. */
+    run_job_expect_fatal(info, qpo_reward_job_d0,
+                         "{\"task\":\"tweet_emotion\",\"setting\":\"zero_shot\",\"target\":"
+                         "\"sim\",\"queries\":8,\"seed\":3,\"collections\":[\"manual\"],"
+                         "\"prompts_dir\":\"/nonexistent\"}",
+                         "bad collection name \"manual\"");
     PQfinish(conn);
     free(info);
 }
@@ -540,11 +547,11 @@ static void test_d0_few_shot_filter_and_math_prompts(void **state) {
     sim_start(&sim, info, "");
     reward_db_set_target(conn, sim.base_url, "{}");
     char payload[4096];
-    snprintf(
-        payload, sizeof payload,
-        "{\"task\":\"tweet_emotion\",\"setting\":\"few_shot\",\"target\":\"sim\","
-        "\"queries\":10,\"seed\":1,\"collections\":[\"manual\"],\"prompts_dir\":\"%s/prompts\"}",
-        data);
+    snprintf(payload, sizeof payload,
+             "{\"task\":\"tweet_emotion\",\"setting\":\"few_shot\",\"target\":\"sim\","
+             "\"queries\":10,\"seed\":1,\"collections\":[\"instructeval/"
+             "manual\"],\"prompts_dir\":\"%s/prompts\"}",
+             data);
     json_t *r = run_job(info, qpo_reward_job_d0, payload);
     long long prompts = json_integer_value(json_object_get(r, "prompts"));
     long long records = json_integer_value(json_object_get(r, "records"));

@@ -114,20 +114,40 @@ static void test_two_field_and_multiple_choice_templates(void **state) {
     assert_null(qpo_task_find("anli"));
 }
 
+/* The authors' cut (their sample_instances): words are text.split(" "), so every space starts a
+ * word, empty ones too; more than 100 keeps the first 100 and appends "...". */
 static void test_cut_to_100_words(void **state) {
     (void)state;
-    char buf[2000] = "";
+    char buf[2000] = "", want[2000] = "";
     for (int i = 0; i < 120; i++) {
         char w[16];
-        snprintf(w, sizeof w, "w%d%s", i, i % 7 == 0 ? "  " : " ");
+        snprintf(w, sizeof w, "%sw%d", i ? " " : "", i);
         strcat(buf, w);
+        if (i < 100) {
+            strcat(want, w);
+        }
     }
+    strcat(want, "...");
     char *cut = qpo_task_cut_words(buf, 100);
-    assert_non_null(strstr(cut, "w99"));
-    assert_null(strstr(cut, "w100"));
-    assert_int_equal(cut[strlen(cut) - 1], '9');
-    assert_null(strstr(cut, "  "));
+    assert_string_equal(cut, want);
     free(cut);
+    /* 99 words and one double space: 100 words for Python, kept byte for byte. */
+    char kept[2000];
+    snprintf(kept, sizeof kept, "%s", buf);
+    *strstr(kept, " w99 ") = '\0';
+    char *at = strstr(kept, " w5 ");
+    memmove(at + 1, at, strlen(at) + 1);
+    cut = qpo_task_cut_words(kept, 100);
+    assert_string_equal(cut, kept);
+    free(cut);
+    /* One more word makes 101: it goes, and the mark follows w98. */
+    size_t before = strlen(kept);
+    strcat(kept, " w99");
+    cut = qpo_task_cut_words(kept, 100);
+    assert_int_equal(strlen(cut), before + 3);
+    assert_string_equal(cut + strlen(cut) - 6, "w98...");
+    free(cut);
+    /* Tabs and newlines are not separators for split(" "). */
     cut = qpo_task_cut_words("  kept  as\tit is ", 100);
     assert_string_equal(cut, "  kept  as\tit is ");
     free(cut);
@@ -136,9 +156,9 @@ static void test_cut_to_100_words(void **state) {
 static void test_demo_sets_are_seeded_and_distinct(void **state) {
     (void)state;
     size_t a[6], b[6], c[6];
-    assert_int_equal(qpo_task_demo_indices(0, 3257, 6, a), 0);
-    assert_int_equal(qpo_task_demo_indices(0, 3257, 6, b), 0);
-    assert_int_equal(qpo_task_demo_indices(1, 3257, 6, c), 0);
+    assert_int_equal(qpo_task_demo_indices(0, NULL, 0, 3257, 6, a), 0);
+    assert_int_equal(qpo_task_demo_indices(0, NULL, 0, 3257, 6, b), 0);
+    assert_int_equal(qpo_task_demo_indices(1, NULL, 0, 3257, 6, c), 0);
     assert_memory_equal(a, b, sizeof a);
     assert_memory_not_equal(a, c, sizeof a);
     for (int i = 0; i < 6; i++) {
@@ -147,7 +167,40 @@ static void test_demo_sets_are_seeded_and_distinct(void **state) {
             assert_true(a[i] != a[j]);
         }
     }
-    assert_int_equal(qpo_task_demo_indices(0, 5, 6, a), -1);
+    assert_int_equal(qpo_task_demo_indices(0, NULL, 0, 5, 6, a), -1);
+}
+
+/* Like the authors' sample_instances: 6 demonstrations over 4 labels are 1, 1, 2, 2 (the extra
+ * ones go to the last labels), whatever the labels' shares of the train split; seeded. */
+static void test_demo_sets_are_class_balanced(void **state) {
+    (void)state;
+    enum { N = 400 };
+    int labels[N];
+    for (int i = 0; i < N; i++) {
+        labels[i] = i < 300 ? 0 : 1 + i % 3; /* label 0 is 75% of the split */
+    }
+    for (uint64_t set = 0; set < 10; set++) {
+        size_t a[6], b[6];
+        assert_int_equal(qpo_task_demo_indices(set, labels, 4, N, 6, a), 0);
+        assert_int_equal(qpo_task_demo_indices(set, labels, 4, N, 6, b), 0);
+        assert_memory_equal(a, b, sizeof a);
+        int count[4] = {0};
+        for (int i = 0; i < 6; i++) {
+            assert_true(a[i] < N);
+            count[labels[a[i]]]++;
+            for (int j = 0; j < i; j++) {
+                assert_true(a[i] != a[j]);
+            }
+        }
+        assert_int_equal(count[0], 1);
+        assert_int_equal(count[1], 1);
+        assert_int_equal(count[2], 2);
+        assert_int_equal(count[3], 2);
+    }
+    /* A label with fewer items than its share: refused, not filled from other labels. */
+    int few[8] = {0, 0, 0, 0, 0, 0, 1, 2};
+    size_t out[6];
+    assert_int_equal(qpo_task_demo_indices(0, few, 4, 8, 6, out), -1);
 }
 
 static void test_math_extraction_rules(void **state) {
@@ -304,6 +357,7 @@ int main(void) {
         cmocka_unit_test(test_two_field_and_multiple_choice_templates),
         cmocka_unit_test(test_cut_to_100_words),
         cmocka_unit_test(test_demo_sets_are_seeded_and_distinct),
+        cmocka_unit_test(test_demo_sets_are_class_balanced),
         cmocka_unit_test(test_math_extraction_rules),
         cmocka_unit_test(test_extractor_reads_every_gsm8k_gold),
         cmocka_unit_test(test_extractor_reads_every_svamp_gold),

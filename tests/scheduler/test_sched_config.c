@@ -65,6 +65,8 @@ static void test_defaults_are_the_recipe(void **state) {
     assert_int_equal((int)real_at(r, "hyper", "top_k"), 2);
     assert_int_equal((int)real_at(r, "collect", "batches"), 10);
     assert_int_equal((int)real_at(r, "collect", "batch_size"), 100);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "collect"), "draw")),
+                        "independent");
     assert_int_equal((int)real_at(r, "test", "size"), 100);
     assert_int_equal((int)real_at(r, "test", "math_size"), 200);
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "d0"), "source")),
@@ -104,9 +106,23 @@ static void test_refusals_name_the_field(void **state) {
     expect_error("hyper", "{\"lr_frist\": 0.1}", "hyper.lr_frist: unknown key; known: ");
     expect_error("hyper", "{\"top_p\": 1.5}", "hyper.top_p: must be a number in [0, 1]");
     expect_error("policy", "{\"size\": \"huge\"}", "policy.size: unknown size \"huge\"");
+    expect_error("policy", "{\"init\": \"scratch\", \"weights\": \"/models/gpt2\"}",
+                 "policy.weights: only read with \"init\": \"pretrained\"");
+    expect_error("policy", "{\"init\": \"pretrained\", \"weights\": \"\"}",
+                 "policy.weights: must be a non-empty string");
     expect_error("d0", "{\"source\": \"magic\"}", "d0.source: unknown source \"magic\"");
     expect_error("d0", "{\"source\": \"build\", \"collections\": [\"mine\"]}",
                  "d0.collections[0]: unknown collection");
+    /* The folder is low_perplexity_prompts/<model>: the bare name has no file behind it. */
+    expect_error("d0",
+                 "{\"source\": \"build\", \"collections\": [\"instructeval/low_perplexity\"]}",
+                 "d0.collections[0]: unknown collection");
+    expect_error("d0",
+                 "{\"source\": \"build\", \"collections\": "
+                 "[\"instructeval/low_perplexity_prompts/gpt5\"]}",
+                 "d0.collections[0]: unknown collection");
+    expect_error("collect", "{\"draw\": \"random\"}",
+                 "collect.draw: unknown rule \"random\"; known: independent, exhaustive");
     expect_error("baselines",
                  "[{\"name\": \"a\", \"prompt\": \"x\"}, {\"name\": \"a\", "
                  "\"prompt\": \"y\"}]",
@@ -130,6 +146,12 @@ static void test_shipped_examples_are_valid(void **state) {
         json_t *r = cfg ? qpo_config_resolve(cfg, &err) : NULL;
         if (!r)
             fail_msg("%s: %s", e->d_name, err.msg);
+        /* The paper configs start where the authors start, and say so. */
+        const char *init = json_string_value(json_object_get(json_object_get(r, "policy"), "init"));
+        const char *desc = json_string_value(json_object_get(r, "description"));
+        if (strcmp(e->d_name, "demo.json") &&
+            (strcmp(init, "pretrained") || !desc || !strstr(desc, "pretrained GPT-2")))
+            fail_msg("%s: a paper config starts from pretrained GPT-2 and says so", e->d_name);
         json_decref(r);
         json_decref(cfg);
         n++;

@@ -338,6 +338,7 @@ static void test_collect_batches_are_balanced_and_fresh(void **state) {
     PGconn *conn;
     planned_experiment(info, sizeof(info), &conn);
     insert_items(conn);
+    q_exec(conn, "UPDATE qpo.runs SET collect_draw = 'exhaustive'");
     /* Batches of 4 in 2 x 4 per loop, 2 loops: 16 distinct items, each batch one per label. */
     const char *run = "(SELECT min(id) FROM qpo.runs)";
     char sql[1024];
@@ -391,7 +392,8 @@ static void test_collect_batches_wrap_without_repeats(void **state) {
     PGconn *conn;
     planned_experiment(info, sizeof(info), &conn);
     insert_items(conn);
-    q_exec(conn, "UPDATE qpo.runs SET collect_batches = 10, collect_batch_size = 50");
+    q_exec(conn, "UPDATE qpo.runs SET collect_batches = 10, collect_batch_size = 50, "
+                 "collect_draw = 'exhaustive'");
     const char *run = "(SELECT min(id) FROM qpo.runs)";
     char sql[512];
     snprintf(sql, sizeof(sql),
@@ -406,6 +408,110 @@ static void test_collect_batches_wrap_without_repeats(void **state) {
     assert_int_equal(q_int(conn, sql), 20);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM qpo.collect_batch(%s, 1, 3)", run);
     assert_int_equal(q_int(conn, sql), 0);
+    PQfinish(conn);
+}
+
+static const char *recipe_collect_config =
+    "{\"tasks\": [\"tweet_emotion\"], \"settings\": [\"zero_shot\"], \"seeds\": [0, 1],"
+    " \"loops\": 2, \"targets\": [{\"name\": \"sim\", \"base_url\": \"http://127.0.0.1:9/v1\","
+    " \"model\": \"sim-7b\"}]}";
+
+static int64_t q_intf(PGconn *conn, const char *fmt, const char *arg) {
+    char sql[1024];
+    snprintf(sql, sizeof(sql), fmt, arg);
+    return q_int(conn, sql);
+}
+
+static char *batch_items(PGconn *conn, const char *run, int loop, int batch) {
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(item_id::text, ',' ORDER BY pos) FROM qpo.collect_batch(%s, %d, "
+             "%d)",
+             run, loop, batch);
+    return q_str(conn, sql);
+}
+
+/* The authors' rule, by default: 10 independent seeded class-balanced draws of 100 per loop,
+ * so a loop always scores 1000 pairs even from a split of 120 (TweetEval: 374). */
+static void test_collect_draws_are_independent_by_default(void **state) {
+    char info[1024];
+    PGconn *conn;
+    int64_t exp = planned_experiment_of(recipe_collect_config, info, sizeof(info), &conn);
+    insert_items(conn);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs WHERE collect_draw = "
+                                 "'independent' AND collect_batches = 10 AND "
+                                 "collect_batch_size = 100"),
+                     2);
+    const char *run = "(SELECT min(id) FROM qpo.runs)";
+    for (int loop = 1; loop <= 2; loop++) {
+        char fmt[512];
+        snprintf(fmt, sizeof(fmt),
+                 "SELECT count(*) FROM generate_series(0, 9) bt, qpo.collect_batch(%%s, %d, bt) b",
+                 loop);
+        assert_int_equal(q_intf(conn, fmt, run), 1000);
+    }
+    /* Each batch: 100 distinct items, 25 of each of the 4 labels. */
+    assert_int_equal(q_intf(conn,
+                            "SELECT count(*) FROM (SELECT l, bt, t.label, count(*) AS n, "
+                            "count(DISTINCT b.item_id) AS d FROM generate_series(1, 2) l, "
+                            "generate_series(0, 9) bt, qpo.collect_batch(%s, l, bt) b JOIN "
+                            "qpo.task_items t ON t.task = 'tweet_emotion' AND t.item_id = "
+                            "b.item_id GROUP BY l, bt, t.label) x WHERE n = 25 AND d = 25",
+                            run),
+                     2 * 10 * 4);
+    /* Repeats across batches are allowed: 1000 draws from 120 items. */
+    assert_true(q_intf(conn,
+                       "SELECT count(DISTINCT b.item_id) FROM generate_series(0, 9) bt, "
+                       "qpo.collect_batch(%s, 1, bt) b",
+                       run) <= 120);
+    /* Batches and loops differ; the same (seed, loop, batch) is the same draw, in any run. */
+    char *a = batch_items(conn, run, 1, 0), *b = batch_items(conn, run, 1, 1);
+    char *c = batch_items(conn, run, 2, 0), *again = batch_items(conn, run, 1, 0);
+    assert_string_not_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_string_equal(a, again);
+    char *seed1 = batch_items(conn, "(SELECT max(id) FROM qpo.runs)", 1, 0);
+    assert_string_not_equal(a, seed1);
+    qpo_err err = {0};
+    json_t *cfg = json_loads(recipe_collect_config, 0, NULL);
+    int64_t exp2 = 0, planned = 0;
+    assert_int_equal(qpo_experiment_submit(conn, "again", cfg, &exp2, &err), 0);
+    json_decref(cfg);
+    assert_int_equal(qpo_experiment_plan_next(conn, 0, &planned, &err), 0);
+    char other[128];
+    snprintf(other, sizeof(other),
+             "(SELECT id FROM qpo.runs WHERE experiment_id = %lld AND seed = 0)", (long long)exp2);
+    char *same_seed = batch_items(conn, other, 1, 0);
+    assert_true(exp2 != exp);
+    assert_string_equal(a, same_seed);
+    free(a), free(b), free(c), free(again), free(seed1), free(same_seed);
+    /* A batch larger than the split cannot be drawn without repeats inside it: an error. */
+    q_exec(conn, "UPDATE qpo.runs SET collect_batch_size = 121");
+    assert_null(qpo_db_query(conn,
+                             "SELECT * FROM qpo.collect_batch((SELECT min(id) FROM "
+                             "qpo.runs), 1, 0)",
+                             0, NULL, &err));
+    assert_non_null(strstr(err.msg, "draws 121 items per batch"));
+    PQfinish(conn);
+}
+
+/* qpo's earlier rule stays an option, recorded on the run. */
+static void test_collect_draw_exhaustive_is_an_option(void **state) {
+    char info[1024];
+    PGconn *conn;
+    planned_experiment_of(
+        "{\"tasks\": [\"tweet_emotion\"], \"settings\": [\"zero_shot\"], \"seeds\": [0],"
+        " \"loops\": 2, \"targets\": [{\"name\": \"sim\", \"base_url\": \"http://127.0.0.1:9/v1\","
+        " \"model\": \"sim-7b\"}], \"collect\": {\"draw\": \"exhaustive\"}}",
+        info, sizeof(info), &conn);
+    insert_items(conn);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.runs WHERE collect_draw = "
+                                 "'exhaustive'"),
+                     1);
+    /* 120 items against 10 x 100: each once in loop 1. */
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM generate_series(0, 9) bt, "
+                                 "qpo.collect_batch((SELECT min(id) FROM qpo.runs), 1, bt) b"),
+                     120);
     PQfinish(conn);
 }
 
@@ -531,6 +637,8 @@ int main(void) {
         cmocka_unit_test(test_results_view_math),
         cmocka_unit_test(test_collect_batches_are_balanced_and_fresh),
         cmocka_unit_test(test_collect_batches_wrap_without_repeats),
+        cmocka_unit_test(test_collect_draws_are_independent_by_default),
+        cmocka_unit_test(test_collect_draw_exhaustive_is_an_option),
         cmocka_unit_test(test_test_sample_is_balanced_prefix),
         cmocka_unit_test(test_missing_data_fails_first_job_then_resume),
         cmocka_unit_test(test_dead_shared_d0_fails_every_seed),

@@ -86,13 +86,13 @@ static void measure(const char *task, const char *const *collections, size_t fir
 }
 
 static void test_tweet_emotion(void **state) {
-    const char *collections[] = {"ape",
-                                 "chat_gpt_prompts",
-                                 "generic_instruction",
-                                 "manual",
-                                 "no_instruction",
-                                 "rlprompt",
-                                 "low_perplexity_prompts/llama7b",
+    const char *collections[] = {"instructeval/ape",
+                                 "instructeval/chat_gpt_prompts",
+                                 "instructeval/generic_instruction",
+                                 "instructeval/manual",
+                                 "instructeval/no_instruction",
+                                 "instructeval/rlprompt",
+                                 "instructeval/low_perplexity_prompts/llama7b",
                                  NULL};
     /* The loader reads train (3257 tweets) then validation (374). */
     measure("tweet_emotion", collections, 3257, 374);

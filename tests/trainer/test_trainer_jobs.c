@@ -18,6 +18,7 @@
 #include "db.h"
 #include "pgtest.h"
 #include "policy.h"
+#include "safetensors.h"
 #include "trainer_fixture.h"
 #include "trainer_internal.h"
 
@@ -332,15 +333,169 @@ static void test_prompt_text_is_valid_utf8(void **state) {
     }
 }
 
+/* A GPT-2-shaped Hugging Face folder (config.json + model.safetensors, "transformer."-prefixed
+ * backbone, the causal-mask buffer and the tied LM head, as HF writes them) with n_layer
+ * layers over the byte tokenizer's 257 tokens: the layer count tells which folder was read. */
+static void write_hf_gpt2(const char *dir, int n_layer) {
+    char cmd[1100], err[256], path[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    qpo_policy_config cfg = {.n_layer = n_layer, .n_head = 2, .d = 32, .vocab = 257, .ctx = 96};
+    qpo_policy *p = qpo_policy_new(&cfg, qpo_backend_cpu(), err, sizeof err);
+    assert_non_null(p);
+    qpo_policy_init_random(p, (uint64_t)n_layer);
+    qpo_st_writer *w = qpo_st_writer_new();
+    const float *x = qpo_policy_params(p);
+    for (size_t i = 0; i < qpo_policy_num_tensors(p); i++) {
+        const qpo_policy_tensor *t = qpo_policy_tensor_at(p, i);
+        if (!strncmp(t->name, "embed_", 6) || !strncmp(t->name, "mlp_head", 8) ||
+            !strncmp(t->name, "predict_return", 14))
+            continue; /* the PGDT heads are not GPT-2's */
+        char name[128];
+        snprintf(name, sizeof name, "transformer.%s", t->name);
+        assert_int_equal(qpo_st_writer_add(w, name, QPO_ST_F32, t->ndim, t->shape, x + t->offset),
+                         0);
+    }
+    const qpo_policy_tensor *wte = qpo_policy_tensor_find(p, "wte.weight");
+    assert_int_equal(
+        qpo_st_writer_add(w, "lm_head.weight", QPO_ST_F32, 2, wte->shape, x + wte->offset), 0);
+    int64_t bshape[4] = {1, 1, 96, 96};
+    uint8_t *mask = calloc(96 * 96, 1);
+    assert_int_equal(qpo_st_writer_add(w, "transformer.h.0.attn.bias", QPO_ST_U8, 4, bshape, mask),
+                     0);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    assert_int_equal(qpo_st_writer_write(w, path, err, sizeof err), 0);
+    qpo_st_writer_free(w);
+    free(mask);
+    qpo_policy_free(p);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "{\"model_type\": \"gpt2\", \"n_head\": 2, \"n_layer\": %d, \"n_embd\": 32, "
+            "\"n_positions\": 96, \"vocab_size\": 257}\n",
+            n_layer);
+    fclose(f);
+}
+
+static long long checkpoint_layers(tfx *f) {
+    return db_ll(f->conn, "SELECT (config->>'n_layer')::int FROM qpo.checkpoints WHERE loop = 1");
+}
+
+/* "init": "pretrained" finds GPT-2 in policy.weights, else $QPO_GPT2_DIR, else the Hugging Face
+ * cache ($HF_HOME/hub/models--gpt2/snapshots/<rev>/), and fails naming all three when none has
+ * the files. The folder's shape is the policy's. */
+static void test_pretrained_init_search_order(void **state) {
+    (void)state;
+    char root[] = "/tmp/qpo-gpt2-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    char hf_home[64], snap[160], env_dir[64], given[64];
+    snprintf(hf_home, sizeof hf_home, "%s/hf", root);
+    snprintf(snap, sizeof snap,
+             "%s/hub/models--gpt2/snapshots/607a30d783dfa663caf39e06633721c8d4cfcd7e", hf_home);
+    snprintf(env_dir, sizeof env_dir, "%s/env", root);
+    snprintf(given, sizeof given, "%s/given", root);
+    char *saved_env = getenv("QPO_GPT2_DIR") ? strdup(getenv("QPO_GPT2_DIR")) : NULL;
+    char *saved_hf = getenv("HF_HOME") ? strdup(getenv("HF_HOME")) : NULL;
+    unsetenv("QPO_GPT2_DIR");
+    setenv("HF_HOME", hf_home, 1);
+
+    tfx f;
+    tfx_setup(&f, qpo_pgtest_new_db(pg), NULL);
+    db_ok(f.conn, "UPDATE qpo.experiments SET resolved_config = jsonb_set(resolved_config, "
+                  "'{policy,init}', '\"pretrained\"')");
+    /* Nowhere: one error naming the three places. */
+    expect_fatal(&f, qpo_trainer_job_train, "train", 1, "no pretrained GPT-2 weights");
+    expect_fatal(&f, qpo_trainer_job_train, "train", 1, "policy.weights (not set)");
+    expect_fatal(&f, qpo_trainer_job_train, "train", 1, "$QPO_GPT2_DIR (not set)");
+    expect_fatal(&f, qpo_trainer_job_train, "train", 1, "/hf/hub/models--gpt2/snapshots/*/");
+    /* A snapshot without its weights file does not count. */
+    write_hf_gpt2(snap, 3);
+    char weights[256];
+    snprintf(weights, sizeof weights, "%s/model.safetensors", snap);
+    char moved[300];
+    snprintf(moved, sizeof moved, "%s.away", weights);
+    assert_int_equal(rename(weights, moved), 0);
+    expect_fatal(&f, qpo_trainer_job_train, "train", 1, "none complete");
+    assert_int_equal(rename(moved, weights), 0);
+    /* The cache. */
+    run_ok(&f, qpo_trainer_job_train, "train", 1, NULL);
+    assert_int_equal(checkpoint_layers(&f), 3);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints WHERE training->>'init' "
+                                   "= 'pretrained'"),
+                     1);
+    tfx_teardown(&f);
+
+    /* $QPO_GPT2_DIR before the cache. */
+    write_hf_gpt2(env_dir, 1);
+    setenv("QPO_GPT2_DIR", env_dir, 1);
+    tfx_setup(&f, qpo_pgtest_new_db(pg), NULL);
+    db_ok(f.conn, "UPDATE qpo.experiments SET resolved_config = jsonb_set(resolved_config, "
+                  "'{policy,init}', '\"pretrained\"')");
+    run_ok(&f, qpo_trainer_job_train, "train", 1, NULL);
+    assert_int_equal(checkpoint_layers(&f), 1);
+    tfx_teardown(&f);
+
+    /* policy.weights before both; a given folder without the files is an error, not a
+     * fall-through to the others. */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "UPDATE qpo.experiments SET resolved_config = jsonb_set(jsonb_set(resolved_config, "
+             "'{policy,init}', '\"pretrained\"'), '{policy,weights}', '\"%s\"')",
+             given);
+    tfx_setup(&f, qpo_pgtest_new_db(pg), NULL);
+    db_ok(f.conn, sql);
+    expect_fatal(&f, qpo_trainer_job_train, "train", 1, "no such folder");
+    write_hf_gpt2(given, 4);
+    run_ok(&f, qpo_trainer_job_train, "train", 1, NULL);
+    assert_int_equal(checkpoint_layers(&f), 4);
+    tfx_teardown(&f);
+
+    if (saved_env)
+        setenv("QPO_GPT2_DIR", saved_env, 1);
+    else
+        unsetenv("QPO_GPT2_DIR");
+    if (saved_hf)
+        setenv("HF_HOME", saved_hf, 1);
+    else
+        unsetenv("HF_HOME");
+    free(saved_env);
+    free(saved_hf);
+    tfx_rm_rf(root);
+}
+
+/* The authors strip() every decoded prompt: " Classify.\n" and "Classify." are one prompt. */
+static void test_prompt_text_is_stripped(void **state) {
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {" Classify the tweet.\n", "Classify the tweet."},
+        {"\t\r\x0b\x0c\x1c in  side \x1f", "in  side"},
+        {"\xc2\xa0nbsp\xe3\x80\x80", "nbsp"}, /* U+00A0, U+3000 */
+        {"\xe2\x80\x83" "em\xe2\x80\xa8", "em"}, /* U+2003, U+2028 */
+        {"caf\xc3\xa9 ", "caf\xc3\xa9"},      /* a non-space multi-byte character stays */
+        {"   ", ""},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", cases[i].in);
+        qpo_text_strip(buf);
+        assert_string_equal(buf, cases[i].out);
+    }
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prompt_text_is_valid_utf8),
+        cmocka_unit_test(test_prompt_text_is_stripped),
         cmocka_unit_test(test_train_then_generate),
         cmocka_unit_test(test_determinism_and_resume),
         cmocka_unit_test(test_changed_data_starts_over),
         cmocka_unit_test(test_merge_filter_dedup_and_loop2),
         cmocka_unit_test(test_errors_name_the_fix),
+        cmocka_unit_test(test_pretrained_init_search_order),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     qpo_pgtest_stop(pg);

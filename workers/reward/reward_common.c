@@ -146,21 +146,39 @@ int qpo_items_read(const PGresult *res, const char *prompt, qpo_score_item **ite
     return 0;
 }
 
-/* The chosen train item ids of every set, as a PostgreSQL array literal (malloc'd). */
-static char *chosen_ids(const PGresult *ids, int n_sets, size_t *chosen) {
+/* The chosen train item ids of every set, as a PostgreSQL array literal (malloc'd); NULL when a
+ * label has too few train items for a balanced set. */
+static char *chosen_ids(const qpo_task *task, const PGresult *ids, int n_sets, size_t *chosen) {
     size_t n_train = (size_t)PQntuples(ids);
+    /* Classification sets are class-balanced; multiple-choice labels are positions, not
+     * classes, so those sets are a plain draw (as the authors' sample_instances). */
+    int *labels = NULL;
+    if (task->type == QPO_TASK_CLASSIFICATION) {
+        labels = malloc((n_train ? n_train : 1) * sizeof *labels);
+        if (!labels) {
+            abort();
+        }
+        for (size_t i = 0; i < n_train; i++) {
+            labels[i] = PQgetisnull(ids, (int)i, 1) ? -1 : atoi(PQgetvalue(ids, (int)i, 1));
+        }
+    }
     qpo_strbuf lit;
     qpo_sb_init(&lit);
     qpo_arr_open(&lit);
     for (int set = 0; set < n_sets; set++) {
-        qpo_task_demo_indices((uint64_t)set, n_train, QPO_FEW_SHOT_DEMOS,
-                              &chosen[set * QPO_FEW_SHOT_DEMOS]);
+        if (qpo_task_demo_indices((uint64_t)set, labels, task->n_labels, n_train,
+                                  QPO_FEW_SHOT_DEMOS, &chosen[set * QPO_FEW_SHOT_DEMOS]) != 0) {
+            free(labels);
+            qpo_sb_free(&lit);
+            return NULL;
+        }
         for (int d = 0; d < QPO_FEW_SHOT_DEMOS; d++) {
             size_t idx = chosen[set * QPO_FEW_SHOT_DEMOS + d];
             qpo_arr_int(&lit, qpo_db_int64(ids, (int)idx, 0));
         }
     }
     qpo_arr_close(&lit);
+    free(labels);
     return lit.s;
 }
 
@@ -207,7 +225,17 @@ int qpo_demo_sets_load(PGconn *conn, const qpo_task *task, int n_sets, qpo_demo_
         return -1;
     }
     size_t *chosen = calloc((size_t)n_sets * QPO_FEW_SHOT_DEMOS, sizeof *chosen);
-    char *lit = chosen_ids(ids, n_sets, chosen);
+    char *lit = chosen_ids(task, ids, n_sets, chosen);
+    if (!lit) {
+        free(chosen);
+        PQclear(ids);
+        qpo_err_set(err, QPO_EXIT_USAGE,
+                    "task %s has too few train items of a label for %d "
+                    "class-balanced demonstrations",
+                    task->name, QPO_FEW_SHOT_DEMOS);
+        qpo_err_hint(err, "few-shot demonstrations come from the train split: import it whole");
+        return -1;
+    }
     const char *p2[2] = {task->name, lit};
     PGresult *rows = qpo_db_named(conn, "reward_items_by_id", 2, p2, err);
     int rc = -1;

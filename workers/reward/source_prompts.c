@@ -86,18 +86,24 @@ static int load_oirl(const char *path, qpo_source_prompt **list, size_t *n, qpo_
 
 int qpo_source_prompts_load(const char *dir, const char *collection, const char *task,
                             qpo_source_prompt **list, size_t *n, qpo_err *err) {
-    char path[4096], method[256];
+    char path[4096];
     if (strcmp(collection, "prompt_oirl") == 0) {
         snprintf(path, sizeof path, "%s/prompt_oirl/math_prompts.json", dir);
         return load_oirl(path, list, n, err);
     }
-    if (strstr(collection, "..") || collection[0] == '/') {
+    /* The name is the one the config uses, so the folder is what follows the prefix. */
+    size_t plen = strlen(INSTRUCTEVAL_PREFIX);
+    const char *folder = collection + plen;
+    if (strncmp(collection, INSTRUCTEVAL_PREFIX, plen) || !*folder || strstr(folder, "..") ||
+        folder[0] == '/') {
         qpo_err_set(err, QPO_EXIT_USAGE, "bad collection name \"%s\"", collection);
+        qpo_err_hint(err, "collections are \"prompt_oirl\" or \"" INSTRUCTEVAL_PREFIX
+                          "<folder>\", e.g. " INSTRUCTEVAL_PREFIX "manual, " INSTRUCTEVAL_PREFIX
+                          "low_perplexity_prompts/llama7b (config/README.md)");
         return -1;
     }
-    snprintf(path, sizeof path, "%s/instructeval/%s/%s.yaml", dir, collection, task);
-    snprintf(method, sizeof method, "instructeval/%s", collection);
-    return load_yaml_list(path, method, list, n, err);
+    snprintf(path, sizeof path, "%s/instructeval/%s/%s.yaml", dir, folder, task);
+    return load_yaml_list(path, collection, list, n, err);
 }
 
 void qpo_source_prompts_free(qpo_source_prompt *list, size_t n) {

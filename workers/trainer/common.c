@@ -58,3 +58,39 @@ char *qpo_text_clean_utf8(const char *s, size_t len) {
     out[o] = '\0';
     return out;
 }
+
+/* Bytes of the whitespace character at s as Python's str.isspace() sees it (ASCII and the
+ * Unicode spaces, in UTF-8), or 0. */
+static size_t space_len(const unsigned char *s) {
+    if (*s == ' ' || (*s >= '\t' && *s <= '\r') || (*s >= 0x1c && *s <= 0x1f))
+        return 1;
+    if (s[0] == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0))
+        return 2;
+    if (s[0] == 0xe1 && s[1] == 0x9a && s[2] == 0x80) /* U+1680 */
+        return 3;
+    if (s[0] == 0xe2 && s[1] == 0x80 &&
+        ((s[2] >= 0x80 && s[2] <= 0x8a) || s[2] == 0xa8 || s[2] == 0xa9 || s[2] == 0xaf))
+        return 3;                                     /* U+2000..200A, U+2028, U+2029, U+202F */
+    if (s[0] == 0xe2 && s[1] == 0x81 && s[2] == 0x9f) /* U+205F */
+        return 3;
+    if (s[0] == 0xe3 && s[1] == 0x80 && s[2] == 0x80) /* U+3000 */
+        return 3;
+    return 0;
+}
+
+void qpo_text_strip(char *s) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = 0, end = 0, i = 0;
+    while (u[start] && space_len(u + start))
+        start += space_len(u + start);
+    for (i = start; u[i];) {
+        size_t k = space_len(u + i);
+        i += k ? k : 1;
+        if (!k)
+            end = i;
+    }
+    if (end < start)
+        end = start;
+    memmove(s, s + start, end - start);
+    s[end - start] = '\0';
+}

@@ -87,6 +87,7 @@ static json_t *decode_rows(const qpo_tokenizer *tok, const gen_items *g, const i
         }
         char *text = qpo_text_clean_utf8(raw, outlen);
         free(raw);
+        qpo_text_strip(text);
         json_array_append_new(rows,
                               json_pack("{sI si ss si si ss so}", "run_id", (json_int_t)run, "loop",
                                         loop, "purpose", purpose, "batch", g->batch[i], "item_id",

@@ -46,11 +46,13 @@ static void read_config(const json_t *cfg, qpo_trun *r) {
     get_str(p, "size", "gpt2", r->size, sizeof r->size);
     get_str(p, "init", "scratch", r->init, sizeof r->init);
     get_str(p, "tokenizer", "gpt2_bpe", r->tokenizer, sizeof r->tokenizer);
+    get_str(p, "weights", "", r->weights, sizeof r->weights);
     r->batch_size = hyper_int(h, "batch_size");
     r->epochs_first = hyper_int(h, "epochs_first");
     r->epochs_next = hyper_int(h, "epochs_next");
     r->lr_step_epochs = hyper_int(h, "lr_step_epochs");
-    r->lambda_switch = json_is_true(json_object_get(h, "lambda_switch"));
+    const json_t *sw = json_object_get(h, "lambda_switch");
+    r->lambda_switch = json_is_boolean(sw) ? json_is_true(sw) : QPO_HYPER_LAMBDA_SWITCH_DEFAULT;
     r->top_k = hyper_int(h, "top_k");
     r->max_query_tokens = hyper_int(h, "max_query_tokens");
     r->max_prompt_tokens = hyper_int(h, "max_prompt_tokens");

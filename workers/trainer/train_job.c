@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "gpt2_weights.h"
 #include "log.h"
 #include "train_data.h"
 #include "trainer_internal.h"
@@ -43,13 +44,23 @@ static int is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Loop 1's starting weights: "scratch", a Hugging Face GPT-2 folder, or a qpo checkpoint. */
+/* Loop 1's starting weights: "scratch", "pretrained" (GPT-2 found as gpt2_weights.h says), a
+ * Hugging Face GPT-2 folder, or a qpo checkpoint. */
 static qpo_policy *initial_policy(const qpo_trun *run, const qpo_tokenizer *tok, uint64_t seed,
                                   qpo_err *err) {
     const qpo_backend *be = qpo_trainer_backend();
     char msg[512] = "";
     qpo_policy *p = NULL;
-    if (!strcmp(run->init, "scratch")) {
+    if (!strcmp(run->init, QPO_INIT_PRETRAINED)) {
+        char dir[4096];
+        if (qpo_gpt2_weights_find(run->weights, dir, sizeof dir, err)) {
+            qpo_err_prefix(err, "run %" PRId64 ", policy.init \"" QPO_INIT_PRETRAINED "\"",
+                           run->id);
+            return NULL;
+        }
+        /* The folder's shape is the policy's: policy.size does not apply. */
+        p = qpo_policy_from_hf(dir, be, seed, msg, sizeof msg);
+    } else if (!strcmp(run->init, "scratch")) {
         qpo_policy_config cfg;
         if (qpo_trainer_policy_config(run, tok, &cfg, err))
             return NULL;
@@ -65,7 +76,7 @@ static qpo_policy *initial_policy(const qpo_trun *run, const qpo_tokenizer *tok,
         qpo_err_set(err, QPO_EXIT_USAGE, "cannot start run %" PRId64 " from policy.init \"%s\"",
                     run->id, run->init);
         qpo_err_detail(err, "%s", msg);
-        qpo_err_hint(err, "policy.init is \"scratch\", a Hugging Face GPT-2 folder "
+        qpo_err_hint(err, "policy.init is \"scratch\", \"pretrained\", a Hugging Face GPT-2 folder "
                           "(model.safetensors + config.json) or a qpo policy .safetensors file");
         return NULL;
     }

@@ -20,6 +20,7 @@ typedef struct qpo_trun {
     char task[64], setting[16], target[128];
     int seed, loops, collect_batches, collect_batch_size, test_size;
     char size[32], init[1024], tokenizer[1024];
+    char weights[1024]; /* policy.weights ("" when absent): the pretrained GPT-2 folder */
     int batch_size, epochs_first, epochs_next, lr_step_epochs, lambda_switch, top_k;
     int max_query_tokens, max_prompt_tokens;
     double lr_first, lr_next, weight_decay, lr_gamma, grad_clip, lambda, dropout, top_p, r_star;
@@ -76,6 +77,10 @@ uint64_t qpo_trainer_seed(uint64_t a, uint64_t b);
 /* Decoded prompt bytes as PostgreSQL text: invalid UTF-8 becomes U+FFFD, NUL is dropped.
  * malloc'd. */
 char *qpo_text_clean_utf8(const char *s, size_t len);
+
+/* Drops leading and trailing whitespace in place, as the authors' .strip() of every decoded
+ * prompt (Python's str.strip(): ASCII and Unicode spaces). */
+void qpo_text_strip(char *s);
 
 /* Maps job status from an error code: usage (bad data/config) is fatal, the rest retried. */
 qpo_job_status qpo_trainer_fail(const qpo_err *err);
