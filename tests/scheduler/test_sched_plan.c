@@ -311,6 +311,35 @@ static void test_invalid_config_by_cli_writes_nothing(void **state) {
     PQfinish(conn);
 }
 
+/* Pretrained weights live on the gpu workers: a submitting machine without them gets a
+ * warning naming where they are looked for, and the experiment is submitted all the same. */
+static void test_pretrained_without_weights_warns_at_submit(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    char *path = write_temp("{\"tasks\": [\"svamp\"], \"settings\": [\"zero_shot\"],"
+                            " \"seeds\": [0], \"targets\": [{\"name\": \"sim\", \"base_url\":"
+                            " \"http://127.0.0.1:9/v1\", \"model\": \"m\"}],"
+                            " \"policy\": {\"init\": \"pretrained\"}}");
+    char *saved = getenv("QPO_GPT2_DIR") ? strdup(getenv("QPO_GPT2_DIR")) : NULL;
+    unsetenv("QPO_GPT2_DIR");
+    qpo_run_result r;
+    const char *argv[] = {"submit", path, NULL};
+    qpo_run(&r, info, "HF_HOME=/nonexistent/hf", argv);
+    if (saved)
+        setenv("QPO_GPT2_DIR", saved, 1);
+    free(saved);
+    assert_int_equal(r.exit_code, 0);
+    assert_non_null(strstr(r.err, "qpo: warning: policy.init \"pretrained\": no pretrained GPT-2"));
+    assert_non_null(strstr(r.err, "policy.weights (not set)"));
+    assert_non_null(strstr(r.err, "$QPO_GPT2_DIR (not set)"));
+    assert_non_null(strstr(r.err, "/nonexistent/hf/hub/models--gpt2/snapshots/*/"));
+    unlink(path);
+    free(path);
+    PGconn *conn = test_connect(info);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.experiments"), 1);
+    PQfinish(conn);
+}
+
 static void test_invalid_config_by_sql_is_marked_invalid(void **state) {
     char info[1024];
     snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
@@ -494,6 +523,7 @@ int main(void) {
         cmocka_unit_test(test_submit_by_cli_and_plan_exact_dag),
         cmocka_unit_test(test_submit_by_sql_notifies_and_plans),
         cmocka_unit_test(test_invalid_config_by_cli_writes_nothing),
+        cmocka_unit_test(test_pretrained_without_weights_warns_at_submit),
         cmocka_unit_test(test_invalid_config_by_sql_is_marked_invalid),
         cmocka_unit_test(test_target_clash_rolls_back),
         cmocka_unit_test(test_killed_mid_plan_then_restarted),
