@@ -59,6 +59,8 @@ static void test_defaults_are_the_recipe(void **state) {
     assert_int_equal((int)real_at(r, "hyper", "epochs_next"), 20);
     assert_int_equal((int)real_at(r, "hyper", "batch_size"), 128);
     assert_true(real_at(r, "hyper", "lambda") == 0.1);
+    /* The authors' per-batch MSE weight (docs/recipe.md) is on unless turned off. */
+    assert_true(json_is_true(json_object_get(json_object_get(r, "hyper"), "lambda_switch")));
     assert_true(real_at(r, "hyper", "lr_gamma") == 0.65);
     assert_true(real_at(r, "hyper", "grad_clip") == 0.25);
     assert_true(real_at(r, "hyper", "top_p") == 0.9);
