@@ -310,13 +310,14 @@ static int hyper_numbers(const json_t *h, json_t *o, qpo_err *err) {
     return 0;
 }
 
-/* The recipe's hyper-parameters (common/recipe/hyper.h) and lambda_switch. */
+/* The recipe's hyper-parameters (common/recipe/hyper.h), lambda_switch and select. */
 static int check_hyper(const json_t *cfg, json_t *out, qpo_err *err) {
-    const char *keys[QPO_HYPER_COUNT + 2];
+    const char *keys[QPO_HYPER_COUNT + 3];
     size_t n = 0;
     for (const qpo_hyper_spec *s = qpo_hyper_specs; s->key; s++)
         keys[n++] = s->key;
     keys[n++] = "lambda_switch";
+    keys[n++] = "select";
     keys[n] = NULL;
     json_t *empty = json_object();
     const json_t *h = json_object_get(cfg, "hyper");
@@ -327,10 +328,16 @@ static int check_hyper(const json_t *cfg, json_t *out, qpo_err *err) {
     int rc = -1;
     if (!json_is_object(h))
         bad(err, "hyper: must be an object");
-    else if (check_keys(h, "hyper", keys, err) == 0 && hyper_numbers(h, o, err) == 0) {
+    else if (check_keys(h, "hyper", keys, err) == 0 && hyper_numbers(h, o, err) == 0 &&
+             string_field(h, "hyper", "select", "heldout", o, err) == 0) {
         json_t *sw = json_object_get(h, "lambda_switch");
+        const char *sel = json_string_value(json_object_get(o, "select"));
         if (sw && !json_is_boolean(sw))
             bad(err, "hyper.lambda_switch: must be true or false");
+        else if (strcmp(sel, "heldout") && strcmp(sel, "last"))
+            bad(err, "hyper.select: unknown \"%s\"; known: heldout, last", sel);
+        else if (!strcmp(sel, "heldout") && !(json_real_value(json_object_get(o, "heldout")) > 0))
+            bad(err, "hyper.heldout: must be above 0 when hyper.select is \"heldout\"");
         else {
             json_object_set_new(
                 o, "lambda_switch",
@@ -486,6 +493,10 @@ static int check_baselines(const json_t *cfg, json_t *out, qpo_err *err) {
             return bad(err, "%s.name: must be a string of letters, digits and _ . : -", where);
         if (!json_is_string(prompt))
             return bad(err, "%s.prompt: must be a string (\"\" for no instruction)", where);
+        if (!strcmp(json_string_value(name), "best_single") ||
+            !strcmp(json_string_value(name), "policy_mode"))
+            return bad(err, "%s.name: \"%s\" is chosen by qpo itself; pick another name", where,
+                       json_string_value(name));
         for (size_t j = 0; j < i; j++)
             if (json_equal(name, json_object_get(json_array_get(list, j), "name")))
                 return bad(err, "%s.name: \"%s\" is listed twice", where, json_string_value(name));
@@ -494,10 +505,19 @@ static int check_baselines(const json_t *cfg, json_t *out, qpo_err *err) {
     return 0;
 }
 
+/* The per-query oracle costs every D_0 source prompt on every test item: off unless asked. */
+static int check_oracle(const json_t *cfg, json_t *out, qpo_err *err) {
+    const json_t *v = json_object_get(cfg, "oracle");
+    if (v && !json_is_boolean(v))
+        return bad(err, "oracle: must be true or false");
+    json_object_set_new(out, "oracle", json_boolean(v && json_is_true(v)));
+    return 0;
+}
+
 json_t *qpo_config_resolve(const json_t *config, qpo_err *err) {
     static const char *const keys[] = {"name",  "description", "tasks",     "settings", "seeds",
                                        "loops", "targets",     "policy",    "hyper",    "collect",
-                                       "test",  "d0",          "baselines", NULL};
+                                       "test",  "d0",          "baselines", "oracle",   NULL};
     if (!json_is_object(config))
         return bad(err, "config: must be a JSON object"), NULL;
     json_t *out = json_object();
@@ -519,7 +539,8 @@ json_t *qpo_config_resolve(const json_t *config, qpo_err *err) {
         int_field(config, "", "loops", 4, 1, 100, out, err) < 0 ||
         check_targets(config, out, err) < 0 || check_policy(config, out, err) < 0 ||
         check_hyper(config, out, err) < 0 || check_sampling(config, out, err) < 0 ||
-        check_d0(config, out, err) < 0 || check_baselines(config, out, err) < 0) {
+        check_d0(config, out, err) < 0 || check_baselines(config, out, err) < 0 ||
+        check_oracle(config, out, err) < 0) {
         json_decref(out);
         return NULL;
     }

@@ -127,6 +127,12 @@ static void plan_loop(const json_t *resolved, const qpo_plan_run *r, int t, int 
             json_pack("{sI si si si ss}", "run_id", id, "loop", t, "shard", s, "shards", shards,
                       "source", "qpo"),
             evalgen, NO_PARENT, "run:%lld:score:%d:%d", id, t, s);
+    /* Query dependence: the policy's own most frequent test prompt on every test item. */
+    for (int s = 0; s < shards; s++)
+        add(plan, "score", r->id, prio,
+            json_pack("{sI si si si ss ss}", "run_id", id, "loop", t, "shard", s, "shards", shards,
+                      "source", "baseline:policy_mode", "select", "policy_mode"),
+            evalgen, NO_PARENT, "run:%lld:score:%d:baseline:policy_mode:%d", id, t, s);
     if (t == loops)
         return;
     size_t gen = add(plan, "generate", r->id, prio,
@@ -161,6 +167,20 @@ static void plan_baselines(const json_t *resolved, const qpo_plan_run *r, size_t
                           shards, "source", source, "prompt", json_object_get(b, "prompt")),
                 d0, NO_PARENT, "run:%lld:score:0:%s:%d", id, source, s);
     }
+    /* Chosen by the program from D_0 when the job runs: the best single source prompt, and
+     * (when configured) every source prompt for the per-query oracle. */
+    for (int s = 0; s < shards; s++)
+        add(plan, "score", r->id, 0,
+            json_pack("{sI si si si ss ss}", "run_id", id, "loop", 0, "shard", s, "shards", shards,
+                      "source", "baseline:best_single", "select", "best_single"),
+            d0, NO_PARENT, "run:%lld:score:0:baseline:best_single:%d", id, s);
+    if (!json_is_true(json_object_get(resolved, "oracle")))
+        return;
+    for (int s = 0; s < shards; s++)
+        add(plan, "score", r->id, 0,
+            json_pack("{sI si si si ss ss}", "run_id", id, "loop", 0, "shard", s, "shards", shards,
+                      "source", "oracle", "select", "oracle"),
+            d0, NO_PARENT, "run:%lld:score:0:oracle:%d", id, s);
 }
 
 int qpo_plan_build(int64_t experiment_id, const json_t *resolved, const qpo_plan_run *runs,

@@ -37,8 +37,10 @@ void qpo_plan_free(qpo_plan *plan);
 
 /* Appends the jobs of an experiment's runs: D_0 first (an import-check per run, or one d0
  * build per task, setting and target shared by its seeds), then per loop t = 1..T
- * train -> {evaluate-generate -> score x shards, generate -> reward x batches -> merge} ->
- * train(t+1), no collection in the last loop, and baseline scoring once per run. */
+ * train -> {evaluate-generate -> score x shards (qpo, and baseline:policy_mode), generate ->
+ * reward x batches -> merge} -> train(t+1), no collection in the last loop, and baseline
+ * scoring once per run after D_0 (the configured baselines, baseline:best_single, and the
+ * oracle when "oracle" is true). */
 int qpo_plan_build(int64_t experiment_id, const json_t *resolved, const qpo_plan_run *runs,
                    size_t nruns, qpo_plan *plan, qpo_err *err);
 

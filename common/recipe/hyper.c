@@ -21,6 +21,9 @@ const qpo_hyper_spec qpo_hyper_specs[QPO_HYPER_COUNT + 1] = {
     {"r_star", false, 100, -1e6, 1e6},
     {"max_query_tokens", true, QPO_RECIPE_MAX_TOKENS, 1, 512},
     {"max_prompt_tokens", true, QPO_RECIPE_MAX_TOKENS, 1, 512},
+    /* qpo's, not the recipe's: the share of D_t's queries held out to choose each loop's
+     * epoch when hyper.select is "heldout" (workers/trainer/README.md). */
+    {"heldout", false, 0.1, 0, 0.5},
     {NULL, false, 0, 0, 0},
 };
 

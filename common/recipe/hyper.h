@@ -18,8 +18,9 @@ typedef struct qpo_hyper_spec {
 } qpo_hyper_spec;
 
 /* Every numeric hyper-parameter in config order, then a NULL key. ("lambda_switch", a boolean,
- * is not in it: its default is QPO_HYPER_LAMBDA_SWITCH_DEFAULT.) */
-#define QPO_HYPER_COUNT 16
+ * is not in it: its default is QPO_HYPER_LAMBDA_SWITCH_DEFAULT; nor is "select", "heldout" or
+ * "last".) */
+#define QPO_HYPER_COUNT 17
 /* The authors weigh the return loss per batch (gpu/policy/policy.h QPO_LAMBDA_SWITCH_MSE), with
  * no way to turn it off: on unless a config says false (docs/recipe.md). */
 #define QPO_HYPER_LAMBDA_SWITCH_DEFAULT true

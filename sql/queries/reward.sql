@@ -42,6 +42,25 @@ JOIN qpo.task_items i ON i.task = r.task AND i.item_id = s.item_id
 WHERE r.id = $1 AND s.ord % $3 = $2
 ORDER BY s.ord;
 
+-- name: reward_source_prompts
+-- $1 task, $2 setting, $3 target: D_0's distinct source prompts, best mean raw reward first
+-- (the best single prompt is the first; the oracle scores them all).
+SELECT prompt, avg(raw_reward) AS mean_raw, count(*) AS queries
+FROM qpo.d0_records
+WHERE task = $1 AND setting = $2 AND target = $3
+GROUP BY prompt
+ORDER BY avg(raw_reward) DESC, prompt;
+
+-- name: reward_policy_mode
+-- $1 run, $2 loop: the policy's most frequent greedy test prompt of the loop (ties: the
+-- smallest text) and how many test items it was written for.
+SELECT prompt, count(*) AS items
+FROM qpo.generations
+WHERE run_id = $1 AND loop = $2 AND purpose = 'test'
+GROUP BY prompt
+ORDER BY count(*) DESC, prompt
+LIMIT 1;
+
 -- name: reward_train_sample
 -- $1 task, $2 seed, $3 n: the d0 job's seeded sample of train items.
 SELECT i.item_id, i.query, i.fields::text AS fields, i.label, i.answer

@@ -140,9 +140,27 @@ SELECT run_id, sum(calls), sum(cache_hits), sum(prompt_tokens + completion_token
 FROM qpo.run_cost WHERE experiment_id = $1 GROUP BY run_id ORDER BY run_id;
 
 -- name: results_of_experiment
-SELECT task, setting, target, source, loop, seeds, mean_acc, std_acc, items_min, items_max
+-- Per loop: qpo first, then the baselines, the oracle last; loop-0 rows (fixed baselines,
+-- best single, oracle) come before loop 1.
+SELECT task, setting, target, source, loop, seeds, mean_acc, std_acc, items_min, items_max,
+       distinct_prompts
 FROM qpo.results WHERE experiment_id = $1
-ORDER BY task, setting, target, source <> 'qpo', source, loop;
+ORDER BY task, setting, target, loop, source <> 'qpo', source = 'oracle', source;
+
+-- name: results_item_scores
+-- $1 experiment: every per-item score, for the paired bootstrap (scheduler/results.c).
+SELECT task, setting, target, seed, loop, source, item_id, acc
+FROM qpo.item_scores WHERE experiment_id = $1
+ORDER BY task, setting, target, seed, loop, source, item_id;
+
+-- name: results_d0_provenance
+-- $1 experiment: per (task, setting, target) of its runs, where D_0 came from: the sources
+-- of its records other than a d0 job against this target (imported files).
+SELECT DISTINCT r.task, r.setting, r.target, d.source
+FROM qpo.runs r
+JOIN qpo.d0_records d ON d.task = r.task AND d.setting = r.setting AND d.target = r.target
+WHERE r.experiment_id = $1 AND d.source <> 'd0-job'
+ORDER BY 1, 2, 3, 4;
 
 -- name: run_data_problem
 SELECT qpo.run_data_problem($1);

@@ -65,6 +65,10 @@ static void test_defaults_are_the_recipe(void **state) {
     assert_true(real_at(r, "hyper", "grad_clip") == 0.25);
     assert_true(real_at(r, "hyper", "top_p") == 0.9);
     assert_int_equal((int)real_at(r, "hyper", "top_k"), 2);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "hyper"), "select")),
+                        "heldout");
+    assert_true(real_at(r, "hyper", "heldout") == 0.1);
+    assert_true(json_is_false(json_object_get(r, "oracle")));
     assert_int_equal((int)real_at(r, "collect", "batches"), 10);
     assert_int_equal((int)real_at(r, "collect", "batch_size"), 100);
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "collect"), "draw")),
@@ -129,6 +133,13 @@ static void test_refusals_name_the_field(void **state) {
                  "[{\"name\": \"a\", \"prompt\": \"x\"}, {\"name\": \"a\", "
                  "\"prompt\": \"y\"}]",
                  "baselines[1].name: \"a\" is listed twice");
+    expect_error("baselines", "[{\"name\": \"best_single\", \"prompt\": \"x\"}]",
+                 "baselines[0].name: \"best_single\" is chosen by qpo itself");
+    expect_error("hyper", "{\"select\": \"best\"}",
+                 "hyper.select: unknown \"best\"; known: heldout, last");
+    expect_error("hyper", "{\"heldout\": 0}",
+                 "hyper.heldout: must be above 0 when hyper.select is \"heldout\"");
+    expect_error("oracle", "1", "oracle: must be true or false");
     expect_error("test", "{\"shards\": 0}", "test.shards: must be an integer in [1, 1000]");
     expect_error("colect", "{}", "colect: unknown key; known: ");
 }

@@ -21,17 +21,19 @@
 
 static qpo_pgtest *pg;
 
-/* 2 tasks x 1 setting x 1 target x 2 seeds, 3 loops, 10 batches, 2 shards, 1 baseline. */
+/* 2 tasks x 1 setting x 1 target x 2 seeds, 3 loops, 10 batches, 2 shards, 1 baseline, the
+ * oracle on. */
 static const char *dag_config =
     "{\"tasks\": [\"tweet_emotion\", \"gsm8k\"], \"settings\": [\"zero_shot\"],"
     " \"seeds\": [0, 1], \"loops\": 3,"
     " \"targets\": [{\"name\": \"sim\", \"base_url\": \"http://127.0.0.1:9/v1\","
     " \"model\": \"sim-7b\", \"max_inflight\": 4}],"
     " \"test\": {\"shards\": 2},"
-    " \"baselines\": [{\"name\": \"manual\", \"prompt\": \"Answer it.\"}]}";
+    " \"baselines\": [{\"name\": \"manual\", \"prompt\": \"Answer it.\"}], \"oracle\": true}";
 
 #define JOBS_PER_RUN                                                                               \
-    39 /* 1 + 3 train + 3 evalgen + 6 score + 2 generate + 20 reward + 2 merge + 2 baseline */
+    49 /* 1 + 3 train + 3 evalgen + 6 score + 6 policy_mode + 2 generate + 20 reward + 2 merge     \
+          + 2 baseline + 2 best_single + 2 oracle */
 
 static char *write_temp(const char *text) {
     char *path = strdup("/tmp/qpo-exp-XXXXXX");
@@ -104,6 +106,12 @@ static void expect_run(expect *e, long long run, const char *task) {
                      json_pack("{sI si si si ss}", "run_id", run, "loop", t, "shard", s, "shards",
                                2, "source", "qpo"),
                      eg, NULL);
+            snprintf(k, sizeof(k), "run:%lld:score:%d:baseline:policy_mode:%d", run, t, s);
+            want_job(e, k, "score", "cpu",
+                     json_pack("{sI si si si ss ss}", "run_id", run, "loop", t, "shard", s,
+                               "shards", 2, "source", "baseline:policy_mode", "select",
+                               "policy_mode"),
+                     eg, NULL);
         }
         if (t == 3)
             continue;
@@ -128,6 +136,16 @@ static void expect_run(expect *e, long long run, const char *task) {
         want_job(e, k, "score", "cpu",
                  json_pack("{sI si si si ss ss}", "run_id", run, "loop", 0, "shard", s, "shards", 2,
                            "source", "baseline:manual", "prompt", "Answer it."),
+                 d0, NULL);
+        snprintf(k, sizeof(k), "run:%lld:score:0:baseline:best_single:%d", run, s);
+        want_job(e, k, "score", "cpu",
+                 json_pack("{sI si si si ss ss}", "run_id", run, "loop", 0, "shard", s, "shards", 2,
+                           "source", "baseline:best_single", "select", "best_single"),
+                 d0, NULL);
+        snprintf(k, sizeof(k), "run:%lld:score:0:oracle:%d", run, s);
+        want_job(e, k, "score", "cpu",
+                 json_pack("{sI si si si ss ss}", "run_id", run, "loop", 0, "shard", s, "shards", 2,
+                           "source", "oracle", "select", "oracle"),
                  d0, NULL);
     }
 }
