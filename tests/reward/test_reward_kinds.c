@@ -1,6 +1,7 @@
 /* Every task type and job kind against `qpo sim-llm`, in this process: few-shot label scoring
  * (5 demonstration sets), math (chat + answer extraction), score jobs (baseline and the
- * policy's test prompts, 10 sets in few-shot) and d0 (InstructEval prompts). Each result is
+ * policy's test prompts, 10 sets in few-shot; prompts chosen from D_0 and the generations)
+ * and d0 (InstructEval prompts). Each result is
  * recomputed in SQL from the stored components and the recorded requests. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -360,6 +361,92 @@ static void test_score_jobs_baseline_and_policy_prompts(void **state) {
     free(info);
 }
 
+/* Prompts chosen when the job runs: D_0's best single source prompt, the policy's most
+ * frequent test prompt, and every source prompt for the oracle (ranked as in D_0). */
+static void test_score_jobs_chosen_prompts(void **state) {
+    (void)state;
+    const char *data = qpo_test_shared_data();
+    if (!data) {
+        skip(); /* ../shared/data absent */
+    }
+    char *info;
+    PGconn *conn = base_db(&info, "tweet_emotion", "zero_shot");
+    add_tweets(conn, data, "val", "test", 0, 120);
+    /* D_0 means: 'Tweet emotion?' 30, 'Feeling:' 20, 'p' 10 (base_db), 'Say it.' -1. */
+    db_exec_ok(conn,
+               "INSERT INTO qpo.d0_records (task, setting, target, source, query, label, "
+               "prompt, acc, avg_acc, raw_reward) VALUES "
+               "('tweet_emotion', 'zero_shot', 'sim', 't', 'a', 0, 'Tweet emotion?', 1, 1, 30),"
+               "('tweet_emotion', 'zero_shot', 'sim', 't', 'b', 0, 'Tweet emotion?', 1, 1, 30),"
+               "('tweet_emotion', 'zero_shot', 'sim', 't', 'a', 0, 'Feeling:', 1, 1, 20),"
+               "('tweet_emotion', 'zero_shot', 'sim', 't', 'a', 0, 'Say it.', 0, 0, -1)");
+    /* The policy wrote 'Mostly this.' for 25 of 40 test items and 'Else.' for 15. */
+    db_exec_ok(conn,
+               "INSERT INTO qpo.generations (run_id, loop, purpose, batch, item_id, prompt) "
+               "SELECT 1, 1, 'test', 0, s.item_id, CASE WHEN s.ord < 25 THEN "
+               "'Mostly this.' ELSE 'Else.' END FROM qpo.test_sample('tweet_emotion', 0, 40) s");
+    sim_proc sim = {0};
+    sim_start(&sim, info, "");
+    reward_db_set_target(conn, sim.base_url, "{}");
+    json_t *r = run_job(info, qpo_reward_job_score,
+                        "{\"run_id\":1,\"loop\":0,\"shard\":0,\"shards\":2,\"source\":"
+                        "\"baseline:best_single\",\"select\":\"best_single\"}");
+    assert_string_equal(json_string_value(json_object_get(r, "prompt")), "Tweet emotion?");
+    json_decref(r);
+    r = run_job(info, qpo_reward_job_score,
+                "{\"run_id\":1,\"loop\":1,\"shard\":0,\"shards\":2,\"source\":"
+                "\"baseline:policy_mode\",\"select\":\"policy_mode\"}");
+    assert_string_equal(json_string_value(json_object_get(r, "prompt")), "Mostly this.");
+    json_decref(r);
+    for (int shard = 0; shard < 2; shard++) {
+        char payload[256];
+        snprintf(payload, sizeof payload,
+                 "{\"run_id\":1,\"loop\":0,\"shard\":%d,\"shards\":2,\"source\":"
+                 "\"oracle\",\"select\":\"oracle\"}",
+                 shard);
+        r = run_job(info, qpo_reward_job_score, payload);
+        assert_int_equal(json_integer_value(json_object_get(r, "prompts")), 4);
+        json_decref(r);
+    }
+    run_job_expect_fatal(info, qpo_reward_job_score,
+                         "{\"run_id\":1,\"loop\":2,\"shard\":0,\"shards\":2,\"source\":"
+                         "\"baseline:policy_mode\",\"select\":\"policy_mode\"}",
+                         "no test prompt");
+    run_job_expect_fatal(info, qpo_reward_job_score,
+                         "{\"run_id\":1,\"loop\":0,\"shard\":0,\"shards\":2,\"source\":"
+                         "\"oracle\",\"select\":\"everything\"}",
+                         "select");
+    sim_stop(&sim);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.eval_scores WHERE source = "
+                                    "'baseline:best_single' AND prompt = 'Tweet emotion?'"),
+                     20);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.eval_scores WHERE loop = 1 AND "
+                                    "source = 'baseline:policy_mode' AND prompt = 'Mostly this.'"),
+                     20);
+    /* The oracle scores every source prompt on every test item, K by D_0's rank. */
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.eval_scores WHERE source LIKE "
+                                    "'oracle:%'"),
+                     4 * 40);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.eval_scores WHERE "
+                                    "(source, prompt) IN (('oracle:0', 'Tweet emotion?'), "
+                                    "('oracle:1', 'Feeling:'), ('oracle:2', 'p'), "
+                                    "('oracle:3', 'Say it.'))"),
+                     4 * 40);
+    /* The best single prompt agrees with its oracle rows; the oracle per item is the best. */
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.eval_scores a JOIN "
+                                    "qpo.eval_scores b USING (item_id) WHERE a.source = "
+                                    "'baseline:best_single' AND b.source = 'oracle:0' AND "
+                                    "a.acc = b.acc"),
+                     20);
+    assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.item_scores o WHERE o.source = "
+                                    "'oracle' AND o.prompts = 4 AND o.acc = (SELECT max(acc) "
+                                    "FROM qpo.eval_scores e WHERE e.item_id = o.item_id AND "
+                                    "e.source LIKE 'oracle:%')"),
+                     40);
+    PQfinish(conn);
+    free(info);
+}
+
 static void test_d0_job_scores_instructeval_prompts(void **state) {
     (void)state;
     const char *data = qpo_test_shared_data();
@@ -614,6 +701,7 @@ int main(void) {
         cmocka_unit_test(test_few_shot_reward_uses_five_demo_sets),
         cmocka_unit_test(test_math_reward_extracts_and_scores_the_completion),
         cmocka_unit_test(test_score_jobs_baseline_and_policy_prompts),
+        cmocka_unit_test(test_score_jobs_chosen_prompts),
         cmocka_unit_test(test_d0_job_scores_instructeval_prompts),
         cmocka_unit_test(test_d0_few_shot_filter_and_math_prompts),
         cmocka_unit_test(test_cancelled_job_writes_nothing_but_its_calls),
