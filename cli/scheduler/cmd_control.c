@@ -1,4 +1,4 @@
-/* qpo resume EXP | qpo cancel EXP | qpo results EXP [--format table|csv|json] */
+/* qpo resume EXP | qpo cancel EXP */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -82,90 +82,4 @@ int qpo_cmd_resume(int argc, char **argv) {
         printf("experiment %lld resumed (%zu jobs given fresh attempts)\n", a.id, n);
     PQfinish(conn);
     return rc < 0 ? qpo_err_print(&err) : 0;
-}
-
-static const char *const result_cols[] = {"task",  "setting",  "target",  "source",    "loop",
-                                          "seeds", "mean_acc", "std_acc", "items_min", "items_max"};
-#define NCOLS 10
-
-static void print_results(const PGresult *res, const char *format) {
-    int n = PQntuples(res);
-    if (!strcmp(format, "json")) {
-        json_t *rows = json_array();
-        for (int i = 0; i < n; i++) {
-            json_t *row = json_object();
-            for (int c = 0; c < NCOLS; c++) {
-                const char *v = PQgetvalue(res, i, c);
-                json_object_set_new(row, result_cols[c],
-                                    c < 4                ? json_string(v)
-                                    : (c == 6 || c == 7) ? json_real(strtod(v, NULL))
-                                                         : json_integer(strtoll(v, NULL, 10)));
-            }
-            json_array_append_new(rows, row);
-        }
-        char *text = json_dumps(rows, JSON_INDENT(2));
-        printf("%s\n", text);
-        free(text);
-        json_decref(rows);
-        return;
-    }
-    if (!strcmp(format, "csv")) {
-        for (int c = 0; c < NCOLS; c++)
-            printf("%s%s", c ? "," : "", result_cols[c]);
-        printf("\n");
-        for (int i = 0; i < n; i++)
-            for (int c = 0; c < NCOLS; c++)
-                printf("%s%s%s", c ? "," : "", PQgetvalue(res, i, c), c == NCOLS - 1 ? "\n" : "");
-        return;
-    }
-    printf("%-14s %-9s %-16s %-22s %4s %5s %16s %11s\n", "task", "setting", "target", "source",
-           "loop", "seeds", "accuracy (%)", "test items");
-    for (int i = 0; i < n; i++) {
-        char acc[32], items[32];
-        snprintf(acc, sizeof(acc), "%.2f +- %.2f", 100 * strtod(PQgetvalue(res, i, 6), NULL),
-                 100 * strtod(PQgetvalue(res, i, 7), NULL));
-        snprintf(items, sizeof(items), "%s", PQgetvalue(res, i, 8));
-        if (strcmp(PQgetvalue(res, i, 8), PQgetvalue(res, i, 9)))
-            snprintf(items, sizeof(items), "%s-%s", PQgetvalue(res, i, 8), PQgetvalue(res, i, 9));
-        printf("%-14s %-9s %-16s %-22s %4s %5s %16s %11s\n", PQgetvalue(res, i, 0),
-               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-               PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), acc, items);
-    }
-    if (!n)
-        printf("(no test scores yet)\n");
-}
-
-int qpo_cmd_results(int argc, char **argv) {
-    static const char usage[] =
-        "usage: qpo results EXPERIMENT [--format table|csv|json] [--db CONNINFO]\n\n"
-        "Test accuracy per task, setting, target, source (qpo or baseline:NAME) and loop:\n"
-        "mean and standard deviation over seeds (the SQL view qpo.results).\n";
-    exp_args a = {.format = "table"};
-    int rc = parse_exp_args(argc, argv, usage, 1, &a);
-    if (rc)
-        return rc < 0 ? 0 : rc;
-    if (strcmp(a.format, "table") && strcmp(a.format, "csv") && strcmp(a.format, "json")) {
-        fprintf(stderr, "qpo: error: --format: \"%s\" is not table, csv or json\n", a.format);
-        return QPO_EXIT_USAGE;
-    }
-    qpo_err err = {0};
-    PGconn *conn = qpo_sched_connect(a.db, "qpo results", &err);
-    char id[24];
-    snprintf(id, sizeof(id), "%lld", a.id);
-    const char *p[] = {id};
-    PGresult *exists = conn ? qpo_db_named(conn, "status_experiments", 1, p, &err) : NULL;
-    if (exists && PQntuples(exists) == 0) {
-        PQclear(exists);
-        PQfinish(conn);
-        qpo_err_set(&err, QPO_EXIT_USAGE, "experiment %s does not exist", id);
-        qpo_err_hint(&err, "'qpo status' lists the experiments");
-        return qpo_err_print(&err);
-    }
-    PGresult *res = exists ? qpo_db_named(conn, "results_of_experiment", 1, p, &err) : NULL;
-    PQclear(exists);
-    if (res)
-        print_results(res, a.format);
-    PQclear(res);
-    PQfinish(conn);
-    return res ? 0 : qpo_err_print(&err);
 }

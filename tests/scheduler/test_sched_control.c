@@ -263,12 +263,16 @@ static void test_all_jobs_succeeded_is_done(void **state) {
 }
 
 /* Known per-item accuracies: seed 0 scores 3/4 at loop 1, seed 1 scores 1/4; the view gives
- * mean 0.5 and population std 0.25; the baseline (loop 0) 1.0 and 0.5 -> 0.75 +- 0.25. */
+ * mean 0.5 and population std 0.25; the baseline (loop 0) 1.0 and 0.5 -> 0.75 +- 0.25.
+ * Paired on the items both scored (1 and 2): seed 0's differences are 0 and 0, seed 1's +0.5
+ * and -0.5, so the mean is 0 and every resample's statistic is one of -0.25, 0, +0.25: the
+ * 95% interval is [-0.25, +0.25]. policy_mode (seed 0 only) and the oracle (seed 0: two source
+ * prompts, each right on one of two items -> 1.0) have one seed: no spread. */
 static void test_results_view_math(void **state) {
     char info[1024];
     PGconn *conn;
     int64_t exp = planned_experiment(info, sizeof(info), &conn);
-    char sql[1024];
+    char sql[2048];
     snprintf(sql, sizeof(sql),
              "INSERT INTO qpo.eval_scores (run_id, loop, source, shard, item_id, prompt, acc, "
              "call_ids) SELECT r.id, v.loop, v.source, 0, v.item, 'p', v.acc, '{1}' "
@@ -277,27 +281,46 @@ static void test_results_view_math(void **state) {
              "(0, 1, 'qpo', 4, 0.0), (1, 1, 'qpo', 1, 1.0), (1, 1, 'qpo', 2, 0.0), "
              "(1, 1, 'qpo', 3, 0.0), (1, 1, 'qpo', 4, 0.0), "
              "(0, 0, 'baseline:manual', 1, 1.0), (0, 0, 'baseline:manual', 2, 1.0), "
-             "(1, 0, 'baseline:manual', 1, 0.5), (1, 0, 'baseline:manual', 2, 0.5)) "
+             "(1, 0, 'baseline:manual', 1, 0.5), (1, 0, 'baseline:manual', 2, 0.5), "
+             "(0, 1, 'baseline:policy_mode', 1, 0.0), (0, 1, 'baseline:policy_mode', 2, 1.0), "
+             "(0, 0, 'oracle:0', 1, 1.0), (0, 0, 'oracle:0', 2, 0.0), "
+             "(0, 0, 'oracle:1', 1, 0.0), (0, 0, 'oracle:1', 2, 1.0)) "
              "AS v(seed, loop, source, item, acc) ON v.seed = r.seed "
              "WHERE r.experiment_id = %lld",
              (long long)exp);
     q_exec(conn, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO qpo.generations (run_id, loop, purpose, batch, item_id, prompt) "
+             "SELECT r.id, 1, 'test', 0, i, CASE WHEN i < 3 THEN 'a' ELSE 'b' || r.seed END "
+             "FROM qpo.runs r, generate_series(1, 4) i WHERE r.experiment_id = %lld",
+             (long long)exp);
+    q_exec(conn, sql);
+    q_exec(conn, "INSERT INTO qpo.d0_records (task, setting, target, source, query, label, prompt, "
+                 "acc, avg_acc, raw_reward) VALUES ('tweet_emotion', 'few_shot', 'sim', "
+                 "'authors.json', 'q', 0, 'p', 1, 1, 1)");
     qpo_err err = {0};
     PGresult *res = qpo_db_query(conn,
                                  "SELECT source, loop, seeds, mean_acc, std_acc, items_min, "
-                                 "items_max FROM qpo.results ORDER BY loop",
+                                 "items_max, distinct_prompts FROM qpo.results "
+                                 "ORDER BY loop, source",
                                  0, NULL, &err);
     assert_non_null(res);
-    assert_int_equal(PQntuples(res), 2);
+    assert_int_equal(PQntuples(res), 4);
     assert_string_equal(PQgetvalue(res, 0, 0), "baseline:manual");
     assert_true(fabs(strtod(PQgetvalue(res, 0, 3), NULL) - 0.75) < 1e-12);
     assert_true(fabs(strtod(PQgetvalue(res, 0, 4), NULL) - 0.25) < 1e-12);
-    assert_string_equal(PQgetvalue(res, 1, 0), "qpo");
-    assert_int_equal(qpo_db_int64(res, 1, 2), 2);
-    assert_true(fabs(strtod(PQgetvalue(res, 1, 3), NULL) - 0.5) < 1e-12);
-    assert_true(fabs(strtod(PQgetvalue(res, 1, 4), NULL) - 0.25) < 1e-12);
-    assert_int_equal(qpo_db_int64(res, 1, 5), 4);
-    assert_int_equal(qpo_db_int64(res, 1, 6), 4);
+    assert_string_equal(PQgetvalue(res, 1, 0), "oracle");
+    assert_true(fabs(strtod(PQgetvalue(res, 1, 3), NULL) - 1.0) < 1e-12);
+    assert_true(PQgetisnull(res, 1, 4)); /* one seed: no spread, not 0 */
+    assert_string_equal(PQgetvalue(res, 2, 0), "baseline:policy_mode");
+    assert_true(fabs(strtod(PQgetvalue(res, 2, 3), NULL) - 0.5) < 1e-12);
+    assert_string_equal(PQgetvalue(res, 3, 0), "qpo");
+    assert_int_equal(qpo_db_int64(res, 3, 2), 2);
+    assert_true(fabs(strtod(PQgetvalue(res, 3, 3), NULL) - 0.5) < 1e-12);
+    assert_true(fabs(strtod(PQgetvalue(res, 3, 4), NULL) - 0.25) < 1e-12);
+    assert_int_equal(qpo_db_int64(res, 3, 5), 4);
+    assert_int_equal(qpo_db_int64(res, 3, 6), 4);
+    assert_true(fabs(strtod(PQgetvalue(res, 3, 7), NULL) - 2.0) < 1e-12); /* 'a' and 'bS' */
     PQclear(res);
     char id[24];
     snprintf(id, sizeof(id), "%lld", (long long)exp);
@@ -305,19 +328,37 @@ static void test_results_view_math(void **state) {
     const char *csv[] = {"results", id, "--format", "csv", NULL};
     qpo_run(&r, info, NULL, csv);
     assert_int_equal(r.exit_code, 0);
-    assert_non_null(strstr(r.out, "task,setting,target,source,loop,seeds,mean_acc,std_acc"));
-    assert_non_null(strstr(r.out, "tweet_emotion,few_shot,sim,qpo,1,2,0.5,0.25,4,4"));
+    assert_non_null(strstr(r.out, "task,setting,target,source,loop,seeds,mean_acc,std_acc,"
+                                  "items_min,items_max,distinct_prompts,vs,diff,ci_low,ci_high\n"));
+    assert_non_null(strstr(r.out, "tweet_emotion,few_shot,sim,qpo,1,2,0.5,0.25,4,4,2,"
+                                  "baseline:manual,0,-0.25,0.25\n"));
+    assert_non_null(strstr(r.out, "tweet_emotion,few_shot,sim,oracle,0,1,1,,2,2,,,,,\n"));
+    assert_non_null(strstr(r.err, "qpo: warning: tweet_emotion few_shot sim loop 1: QPO - "
+                                  "baseline:manual rests on 2 paired test items per seed"));
+    assert_non_null(strstr(r.err, "imported from authors.json, not scored on target sim"));
     const char *table[] = {"results", id, NULL};
     qpo_run(&r, info, NULL, table);
     assert_int_equal(r.exit_code, 0);
     assert_non_null(strstr(r.out, "50.00 +- 25.00"));
     assert_non_null(strstr(r.out, "75.00 +- 25.00"));
+    assert_non_null(strstr(r.out, "100.00 +- n/a"));
+    assert_non_null(strstr(r.out, "+0.00 [-25.00, +25.00] vs baseline:manual"));
+    assert_non_null(strstr(r.out, "warning: tweet_emotion few_shot sim loop 1"));
     const char *js[] = {"results", id, "--format", "json", NULL};
     qpo_run(&r, info, NULL, js);
     assert_int_equal(r.exit_code, 0);
-    json_t *rows = json_loads(r.out, 0, NULL);
-    assert_int_equal(json_array_size(rows), 2);
-    json_decref(rows);
+    json_t *doc = json_loads(r.out, 0, NULL);
+    json_t *rows = json_object_get(doc, "rows");
+    assert_int_equal(json_array_size(rows), 4);
+    json_t *q = json_array_get(rows, 2); /* loop 1: qpo first */
+    assert_string_equal(json_string_value(json_object_get(q, "source")), "qpo");
+    json_t *vs = json_object_get(q, "vs_best_baseline");
+    assert_string_equal(json_string_value(json_object_get(vs, "baseline")), "baseline:manual");
+    assert_true(fabs(json_real_value(json_object_get(vs, "ci_low")) + 0.25) < 1e-12);
+    assert_true(fabs(json_real_value(json_object_get(vs, "ci_high")) - 0.25) < 1e-12);
+    assert_true(json_is_null(json_object_get(json_array_get(rows, 1), "std_acc")));
+    assert_int_equal(json_array_size(json_object_get(doc, "warnings")), 2);
+    json_decref(doc);
     const char *missing[] = {"results", "4242", NULL};
     qpo_run(&r, info, NULL, missing);
     assert_int_equal(r.exit_code, 2);
