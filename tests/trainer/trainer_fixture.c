@@ -90,7 +90,16 @@ void tfx_setup(tfx *f, const char *conninfo, const tfx_opts *opts) {
         o.d0_queries = opts->d0_queries ? opts->d0_queries : 8;
         o.tokenizer = opts->tokenizer ? opts->tokenizer : "bytes";
         o.with_d0 = opts->with_d0;
+        o.select = opts->select;
+        o.heldout = opts->heldout;
+        o.lr_first = opts->lr_first;
     }
+    char extra[128] = "";
+    if (o.select)
+        snprintf(extra, sizeof extra, ", \"select\": \"%s\"", o.select);
+    if (o.heldout > 0)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", \"heldout\": %g",
+                 o.heldout);
     memset(f, 0, sizeof *f);
     snprintf(f->conninfo, sizeof f->conninfo, "%s", conninfo);
     qpo_err err = {0};
@@ -100,11 +109,11 @@ void tfx_setup(tfx *f, const char *conninfo, const tfx_opts *opts) {
     snprintf(cfg, sizeof cfg,
              "{\"policy\": {\"size\": \"tiny\", \"init\": \"scratch\", \"tokenizer\": \"%s\"}, "
              "\"hyper\": {\"batch_size\": 16, \"epochs_first\": %d, \"epochs_next\": 2, "
-             "\"lr_first\": 0.001, \"lr_next\": 0.0001, \"lr_step_epochs\": 20, "
+             "\"lr_first\": %g, \"lr_next\": 0.0001, \"lr_step_epochs\": 20, "
              "\"lr_gamma\": 0.65, \"grad_clip\": 0.25, \"lambda\": 0.1, \"dropout\": 0.1, "
              "\"weight_decay\": 0.0001, \"lambda_switch\": false, \"top_k\": 2, \"top_p\": 0.9, "
-             "\"r_star\": 100, \"max_query_tokens\": 40, \"max_prompt_tokens\": 40}}",
-             o.tokenizer, o.epochs_first);
+             "\"r_star\": 100, \"max_query_tokens\": 40, \"max_prompt_tokens\": 40%s}}",
+             o.tokenizer, o.epochs_first, o.lr_first > 0 ? o.lr_first : 0.001, extra);
     snprintf(sql, sizeof sql,
              "INSERT INTO qpo.experiments (name, config, state, resolved_config) VALUES "
              "('trainer-test', '{}', 'planned', '%s');"

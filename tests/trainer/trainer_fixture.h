@@ -15,6 +15,9 @@ typedef struct tfx_opts {
     int d0_queries;        /* default 8 (x 5 prompts each) */
     const char *tokenizer; /* default "bytes" */
     int with_d0;           /* default 1 */
+    const char *select;    /* hyper.select; default: absent (the trainer's default) */
+    double heldout;        /* hyper.heldout when > 0 */
+    double lr_first;       /* default 0.001 */
 } tfx_opts;
 
 typedef struct tfx {

@@ -108,9 +108,11 @@ int qpo_sha256_file(const char *path, char hex[65], int64_t *bytes, qpo_err *err
 static int write_info(const char *dir, const qpo_epoch_info *info, qpo_err *err) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/epoch.json", dir);
-    json_t *o = json_pack("{si si sf sf sf ss sI}", "epoch", info->epoch, "records", info->records,
-                          "loss", info->loss, "ce", info->ce, "mse", info->mse, "sha256",
-                          info->sha256, "bytes", (json_int_t)info->bytes);
+    json_t *o =
+        json_pack("{si si sf sf sf ss sI sf si sf}", "epoch", info->epoch, "records", info->records,
+                  "loss", info->loss, "ce", info->ce, "mse", info->mse, "sha256", info->sha256,
+                  "bytes", (json_int_t)info->bytes, "heldout_ce", info->heldout_ce, "best_epoch",
+                  info->best_epoch, "best_heldout_ce", info->best_heldout_ce);
     int rc = json_dump_file(o, path, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     if (rc || fsync_path(path, O_RDONLY))
@@ -125,11 +127,17 @@ static int read_info(const char *dir, qpo_epoch_info *info) {
     json_t *o = json_load_file(path, 0, &jerr);
     const char *sha = NULL;
     json_int_t bytes = 0;
-    int rc = !o ||
-             json_unpack(o, "{si si sF sF sF ss sI}", "epoch", &info->epoch, "records",
-                         &info->records, "loss", &info->loss, "ce", &info->ce, "mse", &info->mse,
-                         "sha256", &sha, "bytes", &bytes) ||
-             strlen(sha) != 64;
+    /* Folders written before held-out selection have no held-out fields. */
+    info->heldout_ce = -1;
+    info->best_epoch = 0;
+    info->best_heldout_ce = -1;
+    int rc =
+        !o ||
+        json_unpack(o, "{si si sF sF sF ss sI s?F s?i s?F}", "epoch", &info->epoch, "records",
+                    &info->records, "loss", &info->loss, "ce", &info->ce, "mse", &info->mse,
+                    "sha256", &sha, "bytes", &bytes, "heldout_ce", &info->heldout_ce, "best_epoch",
+                    &info->best_epoch, "best_heldout_ce", &info->best_heldout_ce) ||
+        strlen(sha) != 64;
     if (!rc) {
         snprintf(info->sha256, sizeof info->sha256, "%s", sha);
         info->bytes = bytes;
@@ -154,8 +162,9 @@ static void remove_tree(const char *dir) {
     rmdir(dir);
 }
 
-/* Older epochs are dropped once a newer one is complete: a gpt2 epoch folder is 1.5 GB. */
-static void prune_before(const char *loop_dir, int epoch) {
+/* Older epochs are dropped once a newer one is complete (a gpt2 epoch folder is 1.5 GB),
+ * except the best one so far, which the loop may publish. */
+static void prune_before(const char *loop_dir, int epoch, int keep) {
     DIR *d = opendir(loop_dir);
     if (!d)
         return;
@@ -163,7 +172,7 @@ static void prune_before(const char *loop_dir, int epoch) {
     int k;
     char path[PATH_MAX];
     while ((e = readdir(d))) {
-        if (sscanf(e->d_name, "epoch-%d", &k) == 1 && k < epoch) {
+        if (sscanf(e->d_name, "epoch-%d", &k) == 1 && k < epoch && k != keep) {
             snprintf(path, sizeof path, "%s/%s", loop_dir, e->d_name);
             remove_tree(path);
         }
@@ -172,7 +181,7 @@ static void prune_before(const char *loop_dir, int epoch) {
 }
 
 void qpo_ckpt_clear_epochs(const char *loop_dir) {
-    prune_before(loop_dir, INT_MAX);
+    prune_before(loop_dir, INT_MAX, 0);
 }
 
 void qpo_ckpt_clean_tmp(const char *loop_dir) {
@@ -221,8 +230,14 @@ int qpo_ckpt_save_epoch(qpo_trainer *tr, const char *loop_dir, const qpo_epoch_i
     }
     remove_tree(tmp);
     if (rc == 0)
-        prune_before(loop_dir, info->epoch);
+        prune_before(loop_dir, info->epoch, info->best_epoch);
     return rc;
+}
+
+int qpo_ckpt_epoch_read(const char *loop_dir, int epoch, qpo_epoch_info *info) {
+    char dir[PATH_MAX];
+    qpo_ckpt_epoch_path(loop_dir, epoch, NULL, dir, sizeof dir);
+    return read_info(dir, info) == 0 && info->epoch == epoch ? 0 : -1;
 }
 
 int qpo_ckpt_latest(const char *loop_dir, qpo_epoch_info *info, qpo_err *err) {

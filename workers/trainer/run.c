@@ -65,6 +65,9 @@ static void read_config(const json_t *cfg, qpo_trun *r) {
     r->dropout = hyper_real(h, "dropout");
     r->top_p = hyper_real(h, "top_p");
     r->r_star = hyper_real(h, "r_star");
+    char select[16];
+    get_str(h, "select", "heldout", select, sizeof select);
+    r->heldout = strcmp(select, "last") ? hyper_real(h, "heldout") : 0;
 }
 
 static int check_shape(const qpo_trun *r, qpo_err *err) {

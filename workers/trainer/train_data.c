@@ -58,6 +58,33 @@ static int append_rows(PGresult *res, qpo_text_record **recs, size_t *n) {
     return 0;
 }
 
+int qpo_query_held_out(const char *query, int run_seed, double share) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)query; *c; c++)
+        h = (h ^ *c) * 0x100000001b3ull;
+    uint64_t mixed = qpo_trainer_seed((uint64_t)run_seed ^ 0x68656c646f7574ull, h);
+    return (double)(mixed >> 11) * 0x1.0p-53 < share;
+}
+
+/* Moves the held-out records to the end, keeping each side's order; returns how many. A split
+ * that would leave nothing to train on holds nothing out. */
+static size_t split_heldout(const qpo_trun *run, qpo_text_record *recs, size_t n) {
+    if (!(run->heldout > 0) || n == 0)
+        return 0;
+    qpo_text_record *tmp = malloc(n * sizeof *tmp);
+    if (!tmp)
+        return 0;
+    size_t kept = 0, held = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!qpo_query_held_out(recs[i].query, run->seed, run->heldout))
+            recs[kept++] = recs[i];
+        else
+            tmp[held++] = recs[i];
+    memcpy(recs + kept, tmp, held * sizeof *tmp);
+    free(tmp);
+    return kept ? held : 0;
+}
+
 int qpo_train_data_load(PGconn *conn, const qpo_trun *run, int loop, const qpo_tokenizer *tok,
                         int vocab, qpo_train_data *out, qpo_err *err) {
     memset(out, 0, sizeof *out);
@@ -78,9 +105,12 @@ int qpo_train_data_load(PGconn *conn, const qpo_trun *run, int loop, const qpo_t
     } else if (rr) {
         out->d0_records = PQntuples(d0);
         out->run_records = PQntuples(rr);
-        char msg[512];
-        if (qpo_records_from_text(tok, vocab, recs, n, out->min_raw, out->max_raw, &out->records,
-                                  msg, sizeof msg)) {
+        size_t held = split_heldout(run, recs, n);
+        char msg[512] = "";
+        if (qpo_records_from_text(tok, vocab, recs, n - held, out->min_raw, out->max_raw,
+                                  &out->records, msg, sizeof msg) ||
+            (held && qpo_records_from_text(tok, vocab, recs + (n - held), held, out->min_raw,
+                                           out->max_raw, &out->heldout, msg, sizeof msg))) {
             qpo_err_set(err, QPO_EXIT_USAGE,
                         "cannot build the training records of run %" PRId64 " loop %d", run->id,
                         loop);
@@ -97,4 +127,5 @@ int qpo_train_data_load(PGconn *conn, const qpo_trun *run, int loop, const qpo_t
 
 void qpo_train_data_free(qpo_train_data *d) {
     qpo_records_free(&d->records);
+    qpo_records_free(&d->heldout);
 }

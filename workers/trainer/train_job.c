@@ -1,6 +1,9 @@
 /* The train job of (run, loop t): D_0 + earlier loops' records, the loop's starting weights
  * (init for t = 1, loop t-1's checkpoint after), a checkpoint after every epoch, and resume
- * from the newest complete epoch, so a killed attempt's retry ends on the same bits. */
+ * from the newest complete epoch, so a killed attempt's retry ends on the same bits. With
+ * hyper.select = "heldout" a seeded share of D_t's queries is kept out of training and the
+ * loop publishes the epoch whose weights have the lowest CE on them (test accuracy swings from
+ * epoch to epoch; the last epoch is a draw from that swing). */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -141,9 +144,55 @@ typedef struct train_state {
     int resumed_from;
 } train_state;
 
+/* Mean CE of the held-out records under the current weights, dropout off. CE alone: it is the
+ * term that decides the prompts the policy writes, and it stays comparable across epochs when
+ * lambda_switch changes the MSE weight. */
+static int heldout_ce(qpo_policy *p, const qpo_records *h, int batch_size, double *out, char *msg,
+                      size_t len) {
+    double sum = 0;
+    qpo_step_opts so = {.lambda = 0, .dropout = 0, .dropout_seed = 0};
+    for (size_t i = 0; i < h->n; i += (size_t)batch_size) {
+        int B = (int)(h->n - i < (size_t)batch_size ? h->n - i : (size_t)batch_size);
+        qpo_batch b = {B,
+                       h->query_ids + i * QPO_PGDT_QLEN,
+                       h->query_mask + i * QPO_PGDT_QLEN,
+                       h->prompt_ids + i * QPO_PGDT_PLEN,
+                       h->prompt_mask + i * QPO_PGDT_PLEN,
+                       h->reward + i};
+        qpo_loss l;
+        if (qpo_policy_forward(p, &b, &so, &l, msg, len))
+            return -1;
+        sum += (double)l.ce * B;
+    }
+    *out = sum / (double)h->n;
+    return 0;
+}
+
+/* This epoch's held-out CE, and the best epoch so far carried forward. */
+static int score_epoch(train_state *st, const qpo_records *heldout, int batch_size,
+                       qpo_epoch_info *info, qpo_err *err) {
+    char msg[512];
+    info->heldout_ce = -1;
+    info->best_epoch = st->last.best_epoch;
+    info->best_heldout_ce = st->last.best_heldout_ce;
+    if (heldout->n == 0)
+        return 0;
+    if (heldout_ce(st->p, heldout, batch_size, &info->heldout_ce, msg, sizeof msg)) {
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "held-out loss failed after epoch %d", info->epoch);
+        qpo_err_detail(err, "%s", msg);
+        return -1;
+    }
+    if (info->best_epoch == 0 || info->heldout_ce < info->best_heldout_ce) {
+        info->best_epoch = info->epoch;
+        info->best_heldout_ce = info->heldout_ce;
+    }
+    return 0;
+}
+
 /* Runs the remaining epochs, saving each; stops early (CANCELLED) when asked. */
 static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *tp,
-                                 const char *loop_dir, train_state *st, qpo_err *err) {
+                                 const char *loop_dir, const qpo_records *heldout, train_state *st,
+                                 qpo_err *err) {
     char msg[512];
     int saved_here = 0;
     while (qpo_trainer_epochs_done(st->tr) < tp->epochs) {
@@ -166,10 +215,11 @@ static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *t
                                .ce = sum[0] / steps,
                                .mse = sum[1] / steps,
                                .loss = sum[2] / steps};
-        if (qpo_ckpt_save_epoch(st->tr, loop_dir, &info, &st->last, err))
+        if (score_epoch(st, heldout, tp->opts.batch_size, &info, err) ||
+            qpo_ckpt_save_epoch(st->tr, loop_dir, &info, &st->last, err))
             return QPO_JOB_RETRY;
-        qpo_info("train: %s epoch %d/%d loss %.5f (ce %.5f, mse %.5f)", loop_dir, info.epoch,
-                 tp->epochs, info.loss, info.ce, info.mse);
+        qpo_info("train: %s epoch %d/%d loss %.5f (ce %.5f, mse %.5f, held-out ce %.5f)", loop_dir,
+                 info.epoch, tp->epochs, info.loss, info.ce, info.mse, info.heldout_ce);
         if (env->stop_after_epochs && ++saved_here >= env->stop_after_epochs &&
             qpo_trainer_epochs_done(st->tr) < tp->epochs)
             return QPO_JOB_CANCELLED;
@@ -177,36 +227,52 @@ static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *t
     return QPO_JOB_OK;
 }
 
-/* Publishes the last epoch as the loop's weights and adds its qpo.checkpoints row. */
+/* The epoch the loop publishes: the best on held-out data, else the last. */
+static qpo_epoch_info chosen_epoch(const char *loop_dir, const qpo_epoch_info *last) {
+    qpo_epoch_info c = *last;
+    if (last->best_epoch > 0 && last->best_epoch != last->epoch &&
+        qpo_ckpt_epoch_read(loop_dir, last->best_epoch, &c)) {
+        qpo_warn("train: %s: epoch %d (best held-out) is gone; publishing epoch %d", loop_dir,
+                 last->best_epoch, last->epoch);
+        c = *last;
+    }
+    return c;
+}
+
+/* Publishes the chosen epoch as the loop's weights and adds its qpo.checkpoints row. */
 static json_t *finish(const qpo_trainer_env *env, const qpo_trun *run, int loop,
-                      const train_plan *tp, const char *loop_dir, train_state *st,
-                      qpo_job_outcome *out, qpo_err *err) {
+                      const train_plan *tp, const char *loop_dir, const qpo_train_data *data,
+                      train_state *st, qpo_job_outcome *out, qpo_err *err) {
+    qpo_epoch_info c = chosen_epoch(loop_dir, &st->last);
     char path[PATH_MAX], state[PATH_MAX + 64];
-    if (qpo_ckpt_publish(loop_dir, st->last.epoch, path, sizeof path, err))
+    if (qpo_ckpt_publish(loop_dir, c.epoch, path, sizeof path, err))
         return NULL;
-    qpo_ckpt_epoch_path(loop_dir, st->last.epoch, "policy.safetensors.state", state, sizeof state);
+    qpo_ckpt_epoch_path(loop_dir, c.epoch, "policy.safetensors.state", state, sizeof state);
     char *config_text = qpo_policy_config_json(qpo_policy_config_of(st->p));
     json_error_t jerr;
     json_t *config = config_text ? json_loads(config_text, 0, &jerr) : NULL;
     free(config_text);
-    json_t *training =
-        json_pack("{ss ss sf si si si}", "backend", qpo_policy_backend(st->p)->name, "init",
-                  loop == 1 ? run->init : "previous loop", "lr",
-                  loop == 1 ? run->lr_first : run->lr_next, "batch_size", tp->opts.batch_size,
-                  "run_seed", run->seed, "resumed_from_epoch", st->resumed_from);
-    json_t *row =
-        json_pack("{sI si ss ss ss sI si si sf sf sf so so so}", "run_id", (json_int_t)run->id,
-                  "loop", loop, "path", path, "state_path", state, "sha256", st->last.sha256,
-                  "bytes", (json_int_t)st->last.bytes, "epochs", st->last.epoch, "records",
-                  st->last.records, "final_loss", st->last.loss, "final_ce", st->last.ce,
-                  "final_mse", st->last.mse, "config", config ? config : json_null(), "training",
-                  training, "job_id", env->job_id > 0 ? json_integer(env->job_id) : json_null());
+    const char *select = data->heldout.n ? "heldout" : "last";
+    json_t *training = json_pack(
+        "{ss ss sf si si si ss si si sf}", "backend", qpo_policy_backend(st->p)->name, "init",
+        loop == 1 ? run->init : "previous loop", "lr", loop == 1 ? run->lr_first : run->lr_next,
+        "batch_size", tp->opts.batch_size, "run_seed", run->seed, "resumed_from_epoch",
+        st->resumed_from, "select", select, "epochs_trained", st->last.epoch, "heldout_records",
+        (int)data->heldout.n, "heldout_ce", c.heldout_ce);
+    json_t *row = json_pack(
+        "{sI si ss ss ss sI si si sf sf sf so so so}", "run_id", (json_int_t)run->id, "loop", loop,
+        "path", path, "state_path", state, "sha256", c.sha256, "bytes", (json_int_t)c.bytes,
+        "epochs", c.epoch, "records", c.records, "final_loss", c.loss, "final_ce", c.ce,
+        "final_mse", c.mse, "config", config ? config : json_null(), "training", training, "job_id",
+        env->job_id > 0 ? json_integer(env->job_id) : json_null());
     json_t *rows = json_array();
     json_array_append_new(rows, row);
     qpo_outcome_add_rows(out, "qpo.checkpoints", rows, 1);
-    return json_pack("{ss ss si si sf sf sf si}", "path", path, "sha256", st->last.sha256, "epochs",
-                     st->last.epoch, "records", st->last.records, "loss", st->last.loss, "ce",
-                     st->last.ce, "mse", st->last.mse, "resumed_from_epoch", st->resumed_from);
+    return json_pack("{ss ss si si sf sf sf si ss si si sf}", "path", path, "sha256", c.sha256,
+                     "epochs", c.epoch, "records", c.records, "loss", c.loss, "ce", c.ce, "mse",
+                     c.mse, "resumed_from_epoch", st->resumed_from, "select", select,
+                     "epochs_trained", st->last.epoch, "heldout_records", (int)data->heldout.n,
+                     "heldout_ce", c.heldout_ce);
 }
 
 static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int loop,
@@ -238,9 +304,10 @@ static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int
         }
     }
     st.last.records = (int)data.records.n;
-    qpo_job_status s = st.tr ? run_epochs(env, &tp, loop_dir, &st, err) : qpo_trainer_fail(err);
+    qpo_job_status s =
+        st.tr ? run_epochs(env, &tp, loop_dir, &data.heldout, &st, err) : qpo_trainer_fail(err);
     if (s == QPO_JOB_OK) {
-        out->result = finish(env, run, loop, &tp, loop_dir, &st, out, err);
+        out->result = finish(env, run, loop, &tp, loop_dir, &data, &st, out, err);
         if (out->result) {
             json_object_set_new(out->result, "d0_records", json_integer(data.d0_records));
             json_object_set_new(out->result, "run_records", json_integer(data.run_records));

@@ -24,6 +24,9 @@ typedef struct qpo_trun {
     int batch_size, epochs_first, epochs_next, lr_step_epochs, lambda_switch, top_k;
     int max_query_tokens, max_prompt_tokens;
     double lr_first, lr_next, weight_decay, lr_gamma, grad_clip, lambda, dropout, top_p, r_star;
+    /* hyper.select "heldout": this share of D_t's queries is held out of training and the
+     * loop publishes the epoch with the lowest held-out CE; 0 ("last"): the last epoch. */
+    double heldout;
 } qpo_trun;
 
 /* run_id and loop, with loop checked against 1..loops of the loaded run. */
@@ -47,12 +50,20 @@ typedef struct qpo_epoch_info {
     double loss, ce, mse;
     char sha256[65];
     int64_t bytes;
+    /* Held-out CE of this epoch's weights (-1: nothing held out), and the best epoch so far
+     * with its held-out CE (0: none): kept with the newest epoch so a resumed job knows it. */
+    double heldout_ce;
+    int best_epoch;
+    double best_heldout_ce;
 } qpo_epoch_info;
 
 int qpo_ckpt_loop_dir(const char *root, int64_t run, int loop, char *out, size_t outlen,
                       qpo_err *err); /* made if missing; absolute */
+/* Saves the epoch, then drops older epoch folders except info->best_epoch's. */
 int qpo_ckpt_save_epoch(qpo_trainer *tr, const char *loop_dir, const qpo_epoch_info *info,
                         qpo_epoch_info *saved, qpo_err *err);
+/* The info of one complete epoch folder (0), or -1. */
+int qpo_ckpt_epoch_read(const char *loop_dir, int epoch, qpo_epoch_info *info);
 /* Removes every epoch folder: a start-over must not meet an older attempt's epochs. */
 void qpo_ckpt_clear_epochs(const char *loop_dir);
 /* Removes what killed attempts left half-written (.tmp-* entries). */
