@@ -86,8 +86,7 @@ static PGresult *selected_prompts(PGconn *conn, const score_shard *sh, qpo_err *
 }
 
 /* Items of the shard for each selected prompt, prompt-major. */
-static int select_items(const score_shard *sh, PGresult *items, PGresult *prompts, score_shard *out,
-                        qpo_err *err) {
+static int select_items(score_shard *sh, PGresult *items, PGresult *prompts, qpo_err *err) {
     int np = !strcmp(sh->select, "oracle") ? PQntuples(prompts) : 1;
     size_t per = (size_t)PQntuples(items);
     qpo_score_item *all = calloc((size_t)np * per + 1, sizeof *all);
@@ -101,10 +100,10 @@ static int select_items(const score_shard *sh, PGresult *items, PGresult *prompt
         memcpy(all + (size_t)k * per, part, n * sizeof *part);
         free(part);
     }
-    out->s.items = all;
-    out->s.n_items = (size_t)np * per;
-    out->per_prompt = per;
-    out->picked = strdup(PQgetvalue(prompts, 0, 0));
+    sh->s.items = all;
+    sh->s.n_items = (size_t)np * per;
+    sh->per_prompt = per;
+    sh->picked = strdup(PQgetvalue(prompts, 0, 0));
     return 0;
 }
 
@@ -126,7 +125,7 @@ static int load_items(PGconn *conn, score_shard *sh, PGresult *res, qpo_err *err
     if (!sh->select)
         return qpo_items_read(res, sh->prompt, &sh->s.items, &sh->s.n_items, err);
     PGresult *prompts = selected_prompts(conn, sh, err);
-    int rc = prompts ? select_items(sh, res, prompts, sh, err) : -1;
+    int rc = prompts ? select_items(sh, res, prompts, err) : -1;
     PQclear(prompts);
     return rc;
 }
