@@ -1,6 +1,5 @@
 /* qpo resume EXP | qpo cancel EXP */
 #include <getopt.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,24 +11,19 @@
 
 typedef struct exp_args {
     const char *db;
-    const char *format;
     long long id;
 } exp_args;
 
-/* Parses "CMD EXPERIMENT [--db C] [--format F]"; returns -1 after printing help (exit 0),
- * QPO_EXIT_USAGE on bad usage, else 0. */
-static int parse_exp_args(int argc, char **argv, const char *usage, int with_format, exp_args *a) {
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"format", required_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0, 0, 0, 0}};
+/* Parses "CMD EXPERIMENT [--db C]"; returns -1 after printing help (exit 0), QPO_EXIT_USAGE
+ * on bad usage, else 0. */
+static int parse_exp_args(int argc, char **argv, const char *usage, exp_args *a) {
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'd')
             a->db = optarg;
-        else if (c == 'f' && with_format)
-            a->format = optarg;
         else if (c == 'h') {
             fputs(usage, stdout);
             return -1;
@@ -52,7 +46,7 @@ int qpo_cmd_cancel(int argc, char **argv) {
         "marks its unfinished runs and itself cancelled. Finished work is kept: 'qpo resume'\n"
         "carries on from there.\n";
     exp_args a = {0};
-    int rc = parse_exp_args(argc, argv, usage, 0, &a);
+    int rc = parse_exp_args(argc, argv, usage, &a);
     if (rc)
         return rc < 0 ? 0 : rc;
     qpo_err err = {0};
@@ -71,7 +65,7 @@ int qpo_cmd_resume(int argc, char **argv) {
         "Gives the experiment's dead and failed jobs (and, after 'qpo cancel', its cancelled\n"
         "ones) fresh attempts; finished work is kept and the runs go on.\n";
     exp_args a = {0};
-    int rc = parse_exp_args(argc, argv, usage, 0, &a);
+    int rc = parse_exp_args(argc, argv, usage, &a);
     if (rc)
         return rc < 0 ? 0 : rc;
     qpo_err err = {0};
