@@ -27,14 +27,27 @@ static json_t *stage_json(const PGresult *res, int i) {
     return s;
 }
 
+/* The newest step of a run's running train job, from qpo.train_metrics (null if none). */
+static json_t *training_json(const PGresult *t, const char *run_id) {
+    for (int k = 0; k < PQntuples(t); k++)
+        if (!strcmp(PQgetvalue(t, k, 0), run_id))
+            return json_pack("{si si sI sf sf}", "loop", (int)qpo_db_int64(t, k, 1), "epoch",
+                             (int)qpo_db_int64(t, k, 2), "step", qpo_db_int64(t, k, 3), "loss",
+                             strtod(PQgetvalue(t, k, 4), NULL), "tokens_per_s",
+                             strtod(PQgetvalue(t, k, 5), NULL));
+    return json_null();
+}
+
 static int add_runs(PGconn *conn, const char *exp, json_t *runs, qpo_err *err) {
     const char *p[] = {exp};
     PGresult *r = qpo_db_named(conn, "status_runs", 1, p, err);
     PGresult *s = r ? qpo_db_named(conn, "status_stages", 1, p, err) : NULL;
     PGresult *c = s ? qpo_db_named(conn, "status_cost", 1, p, err) : NULL;
-    if (!c) {
+    PGresult *t = c ? qpo_db_named(conn, "status_training", 1, p, err) : NULL;
+    if (!t) {
         PQclear(r);
         PQclear(s);
+        PQclear(c);
         return -1;
     }
     for (int i = 0; i < PQntuples(r); i++) {
@@ -56,11 +69,13 @@ static int add_runs(PGconn *conn, const char *exp, json_t *runs, qpo_err *err) {
                 json_object_set_new(run, "tokens", json_integer(qpo_db_int64(c, k, 3)));
             }
         json_object_set_new(run, "stages", stages);
+        json_object_set_new(run, "training", training_json(t, id));
         json_array_append_new(runs, run);
     }
     PQclear(r);
     PQclear(s);
     PQclear(c);
+    PQclear(t);
     return 0;
 }
 
@@ -114,6 +129,14 @@ static void render_run(const json_t *run, FILE *out) {
     const char *error = json_string_value(json_object_get(run, "error"));
     if (error && *error)
         fprintf(out, "    error: %s\n", error);
+    const json_t *tr = json_object_get(run, "training");
+    if (json_is_object(tr))
+        fprintf(out, "    training loop %d epoch %d step %lld: loss %.4f, %.0f tokens/s\n",
+                (int)json_integer_value(json_object_get(tr, "loop")),
+                (int)json_integer_value(json_object_get(tr, "epoch")),
+                (long long)json_integer_value(json_object_get(tr, "step")),
+                json_real_value(json_object_get(tr, "loss")),
+                json_real_value(json_object_get(tr, "tokens_per_s")));
     fprintf(out, "    %-18s %9s %7s %8s %5s %9s %8s %10s\n", "stage", "done", "running", "retrying",
             "dead", "cancelled", "jobs/min", "ETA");
     size_t i;

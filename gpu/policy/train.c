@@ -102,6 +102,19 @@ float qpo_trainer_lr(const qpo_trainer *tr) {
     return tr->o.lr * powf(tr->o.lr_gamma, (float)(tr->epoch / tr->o.lr_step_epochs));
 }
 
+qpo_step_info qpo_trainer_last_step(const qpo_trainer *tr) {
+    return tr->last;
+}
+
+static int64_t batch_tokens(const qpo_batch *b) {
+    int64_t n = 0;
+    for (int i = 0; i < b->B * QPO_PGDT_QLEN; i++)
+        n += b->query_mask[i] != 0;
+    for (int i = 0; i < b->B * QPO_PGDT_PLEN; i++)
+        n += b->prompt_mask[i] != 0;
+    return n;
+}
+
 int64_t qpo_trainer_global_step(const qpo_trainer *tr) {
     return tr->step;
 }
@@ -140,9 +153,16 @@ static void host_batch_free(host_batch *hb) {
     free(hb->qi), free(hb->qm), free(hb->pi), free(hb->pm), free(hb->r);
 }
 
+/* One sumsq serves both the clip coefficient and the logged norm: the norm is what the
+ * coefficient is computed from, so the curve shows exactly what clipping saw. */
 static void optimizer_update(qpo_trainer *tr) {
     qpo_policy *p = tr->p;
-    float coef = qpo_policy_clip_coef(p, tr->o.clip);
+    double norm = sqrt(p->be->sumsq(p->grads, p->nparams)); /* as qpo_policy_clip_coef */
+    float coef = (float)(tr->o.clip / (norm + 1e-6));
+    if (coef > 1.0f)
+        coef = 1.0f;
+    tr->last.grad_norm = (float)norm;
+    tr->last.lr = qpo_trainer_lr(tr);
     tr->step++;
     p->be->adamw_update(p->params, p->grads, tr->m, tr->v, p->nparams, coef, qpo_trainer_lr(tr),
                         tr->o.beta1, tr->o.beta2, tr->o.eps, tr->o.weight_decay, (int)tr->step);
@@ -171,12 +191,16 @@ int qpo_trainer_step(qpo_trainer *tr, qpo_loss *out, char *errbuf, size_t errlen
                         .lambda_switch = tr->o.lambda_switch,
                         .dropout = tr->o.dropout,
                         .dropout_seed = qpo_hash2(tr->o.seed, (uint64_t)tr->step)};
+    tr->last = (qpo_step_info){
+        .epoch = tr->epoch + 1, .lambda = tr->lambda, .batch_size = B, .tokens = batch_tokens(&b)};
     int rc = qpo_policy_forward(tr->p, &b, &so, out, errbuf, errlen);
     host_batch_free(&hb);
     if (rc)
         return -1;
     qpo_policy_backward(tr->p);
     optimizer_update(tr);
+    tr->last.step = tr->step;
+    tr->last.lambda = out->lambda; /* the weight this batch used (lambda_switch) */
     advance(tr, B);
     return 0;
 }

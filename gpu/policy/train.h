@@ -58,6 +58,20 @@ typedef int (*qpo_epoch_cb)(void *ud, int epoch, const qpo_loss *mean, float lr)
 int qpo_trainer_run(qpo_trainer *tr, int total_epochs, const char *ckpt_path, qpo_epoch_cb cb,
                     void *ud, char *errbuf, size_t errlen);
 
+/* What one step did beyond its loss, for training curves: the step's optimizer count and
+ * epoch (1-based), the lambda and learning rate it used, the gradient norm before clipping,
+ * and the batch's size and non-padding tokens (query + prompt). The caller times the step. */
+typedef struct qpo_step_info {
+    int64_t step;
+    int epoch;
+    float lambda, lr, grad_norm;
+    int batch_size;
+    int64_t tokens;
+} qpo_step_info;
+
+/* The latest qpo_trainer_step's info; zeros before the first step of this trainer. */
+qpo_step_info qpo_trainer_last_step(const qpo_trainer *tr);
+
 int64_t qpo_trainer_global_step(const qpo_trainer *tr);
 int qpo_trainer_epochs_done(const qpo_trainer *tr);
 float qpo_trainer_lr(const qpo_trainer *tr);

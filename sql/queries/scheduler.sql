@@ -139,6 +139,18 @@ ORDER BY p.run_id, array_position(ARRAY['import-check', 'd0', 'train', 'generate
 SELECT run_id, sum(calls), sum(cache_hits), sum(prompt_tokens + completion_tokens)
 FROM qpo.run_cost WHERE experiment_id = $1 GROUP BY run_id ORDER BY run_id;
 
+-- name: status_training
+-- $1 experiment: the newest logged step (qpo.train_metrics) of each running train job.
+SELECT j.run_id, m.loop, m.epoch, m.step, m.loss, coalesce(m.tokens_per_s, 0)
+FROM qpo.jobs j
+JOIN qpo.runs r ON r.id = j.run_id
+CROSS JOIN LATERAL (SELECT t.loop, t.epoch, t.step, t.loss, t.tokens_per_s
+                    FROM qpo.train_metrics t
+                    WHERE t.run_id = j.run_id AND t.loop = (j.payload->>'loop')::int
+                    ORDER BY t.step DESC LIMIT 1) m
+WHERE r.experiment_id = $1 AND j.kind = 'train' AND j.state = 'running'
+ORDER BY j.run_id, m.loop;
+
 -- name: results_of_experiment
 -- Per loop: qpo first, then the baselines, the oracle last; loop-0 rows (fixed baselines,
 -- best single, oracle) come before loop 1.

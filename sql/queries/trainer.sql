@@ -79,3 +79,21 @@ WHERE r.id = $1
                     AND d.query = w.query
                     AND d.prompt IN (w.prompt, w.prompt || '<|endoftext|>'))
 ORDER BY w.query, w.prompt, w.item_id;
+
+-- name: trainer_metrics_truncate
+-- $1 run, $2 loop, $3 the step this attempt starts after: an attempt owns the loop's curve
+-- from its starting step on (a start-over must not leave an older trajectory's steps).
+DELETE FROM qpo.train_metrics WHERE run_id = $1 AND loop = $2 AND step > $3;
+
+-- name: trainer_metrics_insert
+-- $1 run, $2 loop, $3..$12 parallel arrays (step, epoch, loss, ce, mse, lambda, lr,
+-- grad_norm, batch_size, tokens_per_s), $13 job, $14 attempt: a batch of logged steps.
+-- A step already logged keeps its first row (a replayed step has the same values).
+INSERT INTO qpo.train_metrics (run_id, loop, step, epoch, loss, ce, mse, lambda, lr, grad_norm,
+                               batch_size, tokens_per_s, job_id, attempt)
+SELECT $1, $2, m.step, m.epoch, m.loss, m.ce, m.mse, m.lambda, m.lr, m.grad_norm, m.batch_size,
+       m.tokens_per_s, $13, $14
+FROM unnest($3::bigint[], $4::integer[], $5::float8[], $6::float8[], $7::float8[],
+            $8::float8[], $9::float8[], $10::float8[], $11::integer[], $12::float8[])
+     AS m (step, epoch, loss, ce, mse, lambda, lr, grad_norm, batch_size, tokens_per_s)
+ON CONFLICT (run_id, loop, step) DO NOTHING;

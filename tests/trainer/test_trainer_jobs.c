@@ -49,6 +49,36 @@ static char *generations_text(tfx *f) {
                            "FROM qpo.generations");
 }
 
+/* The loop's training curve, one line per logged step: what two trainings must agree on. */
+static char *curve_text(tfx *f, int loop) {
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(step || ':' || epoch || ':' || loss || ':' || ce || ':' || mse "
+             "|| ':' || grad_norm || ':' || lr, E'\\n' ORDER BY step) FROM qpo.train_metrics "
+             "WHERE run_id = %lld AND loop = %d",
+             (long long)f->run_id, loop);
+    return db_str(f->conn, sql);
+}
+
+/* 40 records in batches of 16 are 3 steps an epoch: 6 rows for 2 epochs, each sane, and
+ * each epoch's mean loss the one its checkpoint recorded. */
+static void check_curve_of_first_train(tfx *f) {
+    assert_int_equal(db_ll(f->conn, "SELECT count(*) FROM qpo.train_metrics"), 6);
+    assert_int_equal(db_ll(f->conn,
+                           "SELECT count(*) FROM qpo.train_metrics WHERE loop = 1 AND "
+                           "step BETWEEN 1 AND 6 AND epoch = (step + 2) / 3 AND "
+                           "batch_size = CASE step % 3 WHEN 0 THEN 8 ELSE 16 END AND "
+                           "lr::real = 0.001::real AND lambda::real = 0.1::real AND ce > 0 AND "
+                           "mse >= 0 AND grad_norm > 0 AND tokens_per_s > 0 AND "
+                           "abs(loss - (ce + lambda * mse)) < 1e-4 * (1 + loss)"),
+                     6);
+    assert_int_equal(db_ll(f->conn, "SELECT count(*) FROM qpo.checkpoints c, LATERAL (SELECT "
+                                    "avg(loss) m FROM qpo.train_metrics t WHERE t.run_id = "
+                                    "c.run_id AND t.loop = c.loop AND t.epoch = c.epochs) x "
+                                    "WHERE abs(x.m - c.final_loss) < 1e-6 * (1 + x.m)"),
+                     1);
+}
+
 static void test_train_then_generate(void **state) {
     (void)state;
     tfx f;
@@ -59,6 +89,7 @@ static void test_train_then_generate(void **state) {
     assert_int_equal(json_integer_value(json_object_get(res, "records")), 40);
     assert_int_equal(json_integer_value(json_object_get(res, "resumed_from_epoch")), 0);
     json_decref(res);
+    check_curve_of_first_train(&f);
 
     /* The row names a file whose bytes hash to the recorded sha256 and load as the tiny
      * policy with the byte tokenizer's vocabulary. */
@@ -140,6 +171,11 @@ static void test_determinism_and_resume(void **state) {
     assert_string_equal(sa, sb);
     char *ga = generations_text(&a), *gb = generations_text(&b);
     assert_string_equal(ga, gb);
+    /* Three attempts logged one curve: every step once, the same values as the calm run. */
+    char *ca = curve_text(&a, 1), *cb = curve_text(&b, 1);
+    assert_int_equal(db_ll(b.conn, "SELECT count(*) FROM qpo.train_metrics"), 9);
+    assert_string_equal(ca, cb);
+    free(ca), free(cb);
 
     tfx_opts other = {.seed = 1, .epochs_first = 3, .with_d0 = 1};
     tfx_setup(&c, qpo_pgtest_new_db(pg), &other);
@@ -179,6 +215,10 @@ static void test_changed_data_starts_over(void **state) {
     char *a = checkpoint_sha(&f, 1), *b = checkpoint_sha(&calm, 1);
     assert_string_equal(a, b);
     free(a), free(b);
+    /* The start-over replaced the first attempt's curve instead of keeping its first epoch. */
+    char *ca = curve_text(&f, 1), *cc = curve_text(&calm, 1);
+    assert_string_equal(ca, cc);
+    free(ca), free(cc);
     tfx_teardown(&f);
     tfx_teardown(&calm);
 }

@@ -16,6 +16,7 @@
 #include "gpt2_weights.h"
 #include "log.h"
 #include "train_data.h"
+#include "train_metrics.h"
 #include "trainer_internal.h"
 
 typedef struct train_plan {
@@ -189,10 +190,27 @@ static int score_epoch(train_state *st, const qpo_records *heldout, int batch_si
     return 0;
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One step, logged to the loop's training curve. */
+static int logged_step(train_state *st, qpo_train_metrics *log, qpo_loss *l, char *msg,
+                       size_t len) {
+    double t0 = now_s();
+    if (qpo_trainer_step(st->tr, l, msg, len))
+        return -1;
+    qpo_step_info info = qpo_trainer_last_step(st->tr);
+    qpo_train_metrics_add(log, &info, l, now_s() - t0);
+    return 0;
+}
+
 /* Runs the remaining epochs, saving each; stops early (CANCELLED) when asked. */
 static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *tp,
                                  const char *loop_dir, const qpo_records *heldout, train_state *st,
-                                 qpo_err *err) {
+                                 qpo_train_metrics *log, qpo_err *err) {
     char msg[512];
     int saved_here = 0;
     while (qpo_trainer_epochs_done(st->tr) < tp->epochs) {
@@ -203,7 +221,7 @@ static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *t
             if (env->should_stop && env->should_stop(env->stop_arg))
                 return QPO_JOB_CANCELLED;
             qpo_loss l;
-            if (qpo_trainer_step(st->tr, &l, msg, sizeof msg)) {
+            if (logged_step(st, log, &l, msg, sizeof msg)) {
                 qpo_err_set(err, QPO_EXIT_RUNTIME, "training step failed in epoch %d", epoch + 1);
                 qpo_err_detail(err, "%s", msg);
                 return QPO_JOB_RETRY;
@@ -215,6 +233,7 @@ static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *t
                                .ce = sum[0] / steps,
                                .mse = sum[1] / steps,
                                .loss = sum[2] / steps};
+        qpo_train_metrics_flush(log);
         if (score_epoch(st, heldout, tp->opts.batch_size, &info, err) ||
             qpo_ckpt_save_epoch(st->tr, loop_dir, &info, &st->last, err))
             return QPO_JOB_RETRY;
@@ -304,8 +323,16 @@ static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int
         }
     }
     st.last.records = (int)data.records.n;
-    qpo_job_status s =
-        st.tr ? run_epochs(env, &tp, loop_dir, &data.heldout, &st, err) : qpo_trainer_fail(err);
+    qpo_job_status s;
+    if (!st.tr) {
+        s = qpo_trainer_fail(err);
+    } else {
+        qpo_train_metrics log;
+        qpo_train_metrics_begin(&log, env->conn, run->id, loop, env->job_id, env->job_attempt,
+                                qpo_trainer_global_step(st.tr));
+        s = run_epochs(env, &tp, loop_dir, &data.heldout, &st, &log, err);
+        qpo_train_metrics_flush(&log); /* a cancelled or failed attempt's steps count too */
+    }
     if (s == QPO_JOB_OK) {
         out->result = finish(env, run, loop, &tp, loop_dir, &data, &st, out, err);
         if (out->result) {
