@@ -17,6 +17,7 @@ debian_packages=(
   libssl-dev libopenblas-dev libyaml-dev
   postgresql postgresql-contrib
   nodejs npm
+  chromium
 )
 
 deps() {

@@ -35,6 +35,9 @@ int qpo_cmd_cancel(int argc, char **argv);
 int qpo_cmd_results(int argc, char **argv);
 int qpo_cmd_data(int argc, char **argv);
 
+/* cli/report (over scheduler/'s tables and views) */
+int qpo_cmd_report(int argc, char **argv);
+
 /* cli/ itself */
 int qpo_cmd_db(int argc, char **argv);
 

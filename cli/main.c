@@ -47,6 +47,9 @@ static const command commands[] = {
     {"results", qpo_cmd_results, "test accuracy per task, setting, target and loop"},
     {"data", qpo_cmd_data, "import task data sets and released D_0 files"},
 #endif
+#ifdef QPO_HAVE_REPORT
+    {"report", qpo_cmd_report, "an experiment's plots as a self-contained HTML page"},
+#endif
     {"bench", cmd_bench, "benchmarks: queue, policy, llm, tokenizer"},
 };
 static const size_t ncommands = sizeof(commands) / sizeof(commands[0]);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "pgtest.h"
+#include "report_check.h"
 #include "trainer_fixture.h"
 
 static qpo_pgtest *pg;
@@ -179,6 +180,18 @@ static void test_experiment_end_to_end(void **state) {
     assert_int_equal(db_ll(f.conn, "SELECT records + (training->>'heldout_records')::int FROM "
                                    "qpo.checkpoints WHERE loop = 2"),
                      60 + db_ll(f.conn, "SELECT count(*) FROM qpo.run_records"));
+    /* The training curves: one row per step (batches of 32), each epoch's mean the loss its
+     * checkpoint recorded for the last epoch. */
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.train_metrics WHERE loop = 1"), 2 * 2);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.train_metrics WHERE loop = 2"),
+                     db_ll(f.conn, "SELECT (records + 31) / 32 FROM qpo.checkpoints WHERE "
+                                   "loop = 2"));
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints c WHERE abs(final_loss "
+                                   "- (SELECT avg(loss) FROM qpo.train_metrics m WHERE m.loop = "
+                                   "c.loop AND m.epoch = c.epochs)) < 1e-6 * (1 + final_loss)"),
+                     2);
+    qpo_report_check(f.conn, f.conninfo, db_ll(f.conn, "SELECT id FROM qpo.experiments"),
+                     f.ckpt_root);
     tfx_teardown(&f);
 }
 

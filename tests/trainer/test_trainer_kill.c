@@ -143,6 +143,17 @@ static void test_sigkill_mid_training_resumes_bitwise(void **state) {
     char *sa = db_str(calm.conn, "SELECT sha256 || final_loss FROM qpo.checkpoints");
     char *sb = db_str(f.conn, "SELECT sha256 || final_loss FROM qpo.checkpoints");
     assert_string_equal(sa, sb);
+    /* The killed attempt's curve and the retry's are one: each step once, with the calm run's
+     * values, both attempts having written some of them. */
+    static const char curve[] = "SELECT string_agg(step || ':' || epoch || ':' || loss || ':' "
+                                "|| grad_norm, ',' ORDER BY step) FROM qpo.train_metrics";
+    char *ca = db_str(calm.conn, curve), *cb = db_str(f.conn, curve);
+    assert_string_equal(ca, cb);
+    assert_int_equal(db_ll(f.conn, "SELECT count(DISTINCT attempt) FROM qpo.train_metrics"), 2);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) - count(DISTINCT step) FROM "
+                                   "qpo.train_metrics"),
+                     0);
+    free(ca), free(cb);
     free(a), free(b), free(sa), free(sb), free(calm_path);
     tfx_teardown(&calm);
     tfx_teardown(&f);
