@@ -64,6 +64,27 @@ static unsigned char *slurp(const char *path, size_t *n) {
     return buf;
 }
 
+/* `qpo status --json` while the killed attempt still holds its lease: the job is running
+ * and its curve is in qpo.train_metrics, so the run shows its newest step. */
+static void check_status_shows_training(tfx *f) {
+    char cmd[2048], buf[8192];
+    snprintf(cmd, sizeof cmd, "'%s' status --json --db '%s'", qpo_test_binary(), f->conninfo);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    char *tr = strstr(buf, "\"training\": {");
+    if (!tr)
+        fail_msg("no training in qpo status --json:\n%s", buf);
+    assert_non_null(strstr(tr, "\"tokens_per_s\""));
+    long long step = db_ll(f->conn, "SELECT max(step) FROM qpo.train_metrics");
+    char want[64];
+    snprintf(want, sizeof want, "\"step\": %lld", step);
+    assert_true(step >= 2);
+    assert_non_null(strstr(tr, want));
+}
+
 static void test_sigkill_mid_training_resumes_bitwise(void **state) {
     (void)state;
     tfx_opts opts = {.epochs_first = EPOCHS, .d0_queries = 24, .with_d0 = 1};
@@ -101,6 +122,7 @@ static void test_sigkill_mid_training_resumes_bitwise(void **state) {
     assert_false(exists(final));
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints"), 0);
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state = 'running'"), 1);
+    check_status_shows_training(&f);
 
     /* The second worker reaps the expired lease and runs attempt 2. */
     pid_t w2 = worker_start(&f, "gpu-retry");
