@@ -27,8 +27,11 @@ static void put(col *c, int first, const char *fmt, double v) {
 static int write_batch(qpo_train_metrics *m, qpo_err *err) {
     col cols[COLS] = {0};
     for (int k = 0; k < COLS; k++)
-        if (!(cols[k].f = open_memstream(&cols[k].text, &cols[k].len)))
+        if (!(cols[k].f = open_memstream(&cols[k].text, &cols[k].len))) {
+            for (int j = 0; j < k; j++)
+                fclose(cols[j].f), free(cols[j].text);
             return qpo_err_set(err, QPO_EXIT_RUNTIME, "out of memory for training metrics");
+        }
     for (int i = 0; i < m->n; i++) {
         const qpo_train_metric *r = &m->rows[i];
         double tps = r->seconds > 0 ? (double)r->info.tokens / r->seconds : -1;
