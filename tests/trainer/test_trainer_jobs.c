@@ -526,86 +526,87 @@ static void test_prompt_text_is_stripped(void **state) {
         qpo_text_strip(buf);
         assert_string_equal(buf, cases[i].out);
     }
+}
 
-    /* The newest epoch folder's held-out CE and sha256 (after a run stopped after that epoch). */
-    static double epoch_heldout(const tfx *f, int epoch, char sha[65]) {
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s/run-%lld/loop-1", f->ckpt_root, (long long)f->run_id);
-        qpo_epoch_info info;
-        assert_int_equal(qpo_ckpt_epoch_read(dir, epoch, &info), 0);
-        snprintf(sha, 65, "%s", info.sha256);
-        return info.heldout_ce;
+/* The newest epoch folder's held-out CE and sha256 (after a run stopped after that epoch). */
+static double epoch_heldout(const tfx *f, int epoch, char sha[65]) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/run-%lld/loop-1", f->ckpt_root, (long long)f->run_id);
+    qpo_epoch_info info;
+    assert_int_equal(qpo_ckpt_epoch_read(dir, epoch, &info), 0);
+    snprintf(sha, 65, "%s", info.sha256);
+    return info.heldout_ce;
+}
+
+/* A constructed case where held-out CE turns up before training ends (a learning rate of 0.01
+ * on 24 queries: held-out CE falls to epoch 5, then rises at 6): the loop publishes the epoch
+ * with the lowest held-out CE, read epoch by epoch from runs stopped after each, not the last.
+ * The held-out queries are whole queries (5 records each) and never trained on. */
+static void test_heldout_selects_best_epoch(void **state) {
+    (void)state;
+    enum { EPOCHS = 6 };
+    tfx f;
+    tfx_opts o = {.epochs_first = EPOCHS,
+                  .d0_queries = 24,
+                  .with_d0 = 1,
+                  .select = "heldout",
+                  .heldout = 0.25,
+                  .lr_first = 0.01};
+    tfx_setup(&f, qpo_pgtest_new_db(pg), &o);
+    char payload[256], shas[EPOCHS + 1][65];
+    tfx_payload(&f, "train", 1, payload, sizeof payload);
+    double ce[EPOCHS + 1];
+    int best = 0;
+    json_t *res = NULL;
+    for (int e = 1; e <= EPOCHS; e++) {
+        qpo_err err = {0};
+        qpo_job_status st = tfx_run(&f, qpo_trainer_job_train, payload, 1, &res, &err);
+        assert_int_equal(st, e < EPOCHS ? QPO_JOB_CANCELLED : QPO_JOB_OK);
+        ce[e] = epoch_heldout(&f, e, shas[e]);
+        assert_true(ce[e] > 0);
+        if (!best || ce[e] < ce[best])
+            best = e;
     }
+    assert_true(best < EPOCHS); /* the constructed case: the last epoch is not the best */
+    assert_int_equal(json_integer_value(json_object_get(res, "epochs")), best);
+    assert_int_equal(json_integer_value(json_object_get(res, "epochs_trained")), EPOCHS);
+    assert_string_equal(json_string_value(json_object_get(res, "select")), "heldout");
+    long long held = json_integer_value(json_object_get(res, "heldout_records"));
+    long long trained = json_integer_value(json_object_get(res, "records"));
+    assert_true(held > 0 && held % 5 == 0 && held + trained == 24 * 5);
+    assert_true(fabs(json_real_value(json_object_get(res, "heldout_ce")) - ce[best]) < 1e-9);
+    char *sha = checkpoint_sha(&f, 1);
+    assert_string_equal(sha, shas[best]);
+    free(sha);
+    assert_int_equal(db_ll(f.conn, "SELECT epochs FROM qpo.checkpoints"), best);
+    json_decref(res);
+    tfx_teardown(&f);
 
-    /* A constructed case where held-out CE turns up before training ends (a learning rate of 0.01
-     * on 24 queries: held-out CE falls to epoch 5, then rises at 6): the loop publishes the epoch
-     * with the lowest held-out CE, read epoch by epoch from runs stopped after each, not the last.
-     * The held-out queries are whole queries (5 records each) and never trained on. */
-    static void test_heldout_selects_best_epoch(void **state) {
-        (void)state;
-        enum { EPOCHS = 6 };
-        tfx f;
-        tfx_opts o = {.epochs_first = EPOCHS,
-                      .d0_queries = 24,
-                      .with_d0 = 1,
-                      .select = "heldout",
-                      .heldout = 0.25,
-                      .lr_first = 0.01};
-        tfx_setup(&f, qpo_pgtest_new_db(pg), &o);
-        char payload[256], shas[EPOCHS + 1][65];
-        tfx_payload(&f, "train", 1, payload, sizeof payload);
-        double ce[EPOCHS + 1];
-        int best = 0;
-        json_t *res = NULL;
-        for (int e = 1; e <= EPOCHS; e++) {
-            qpo_err err = {0};
-            qpo_job_status st = tfx_run(&f, qpo_trainer_job_train, payload, 1, &res, &err);
-            assert_int_equal(st, e < EPOCHS ? QPO_JOB_CANCELLED : QPO_JOB_OK);
-            ce[e] = epoch_heldout(&f, e, shas[e]);
-            assert_true(ce[e] > 0);
-            if (!best || ce[e] < ce[best])
-                best = e;
-        }
-        assert_true(best < EPOCHS); /* the constructed case: the last epoch is not the best */
-        assert_int_equal(json_integer_value(json_object_get(res, "epochs")), best);
-        assert_int_equal(json_integer_value(json_object_get(res, "epochs_trained")), EPOCHS);
-        assert_string_equal(json_string_value(json_object_get(res, "select")), "heldout");
-        long long held = json_integer_value(json_object_get(res, "heldout_records"));
-        long long trained = json_integer_value(json_object_get(res, "records"));
-        assert_true(held > 0 && held % 5 == 0 && held + trained == 24 * 5);
-        assert_true(fabs(json_real_value(json_object_get(res, "heldout_ce")) - ce[best]) < 1e-9);
-        char *sha = checkpoint_sha(&f, 1);
-        assert_string_equal(sha, shas[best]);
-        free(sha);
-        assert_int_equal(db_ll(f.conn, "SELECT epochs FROM qpo.checkpoints"), best);
-        json_decref(res);
-        tfx_teardown(&f);
+    /* "last": nothing held out, the last epoch published. */
+    o.select = "last";
+    tfx_setup(&f, qpo_pgtest_new_db(pg), &o);
+    run_ok(&f, qpo_trainer_job_train, "train", 1, &res);
+    assert_int_equal(json_integer_value(json_object_get(res, "epochs")), EPOCHS);
+    assert_int_equal(json_integer_value(json_object_get(res, "heldout_records")), 0);
+    assert_int_equal(json_integer_value(json_object_get(res, "records")), 24 * 5);
+    json_decref(res);
+    tfx_teardown(&f);
+}
 
-        /* "last": nothing held out, the last epoch published. */
-        o.select = "last";
-        tfx_setup(&f, qpo_pgtest_new_db(pg), &o);
-        run_ok(&f, qpo_trainer_job_train, "train", 1, &res);
-        assert_int_equal(json_integer_value(json_object_get(res, "epochs")), EPOCHS);
-        assert_int_equal(json_integer_value(json_object_get(res, "heldout_records")), 0);
-        assert_int_equal(json_integer_value(json_object_get(res, "records")), 24 * 5);
-        json_decref(res);
-        tfx_teardown(&f);
-    }
-
-    int main(void) {
-        pg = qpo_pgtest_start();
-        const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_prompt_text_is_valid_utf8),
-            cmocka_unit_test(test_prompt_text_is_stripped),
-            cmocka_unit_test(test_train_then_generate),
-            cmocka_unit_test(test_determinism_and_resume),
-            cmocka_unit_test(test_heldout_selects_best_epoch),
-            cmocka_unit_test(test_changed_data_starts_over),
-            cmocka_unit_test(test_merge_filter_dedup_and_loop2),
-            cmocka_unit_test(test_errors_name_the_fix),
-            cmocka_unit_test(test_pretrained_init_search_order),
-        };
-        int rc = cmocka_run_group_tests(tests, NULL, NULL);
-        qpo_pgtest_stop(pg);
-        return rc;
-    }
+int main(void) {
+    pg = qpo_pgtest_start();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prompt_text_is_valid_utf8),
+        cmocka_unit_test(test_prompt_text_is_stripped),
+        cmocka_unit_test(test_train_then_generate),
+        cmocka_unit_test(test_determinism_and_resume),
+        cmocka_unit_test(test_heldout_selects_best_epoch),
+        cmocka_unit_test(test_changed_data_starts_over),
+        cmocka_unit_test(test_merge_filter_dedup_and_loop2),
+        cmocka_unit_test(test_errors_name_the_fix),
+        cmocka_unit_test(test_pretrained_init_search_order),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    qpo_pgtest_stop(pg);
+    return rc;
+}
