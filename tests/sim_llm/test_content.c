@@ -148,13 +148,13 @@ static void free_source(source *s) {
     free(s->items);
 }
 
-static const char *const INSTRUCTEVAL[] = {"ape",
-                                           "chat_gpt_prompts",
-                                           "generic_instruction",
-                                           "manual",
-                                           "no_instruction",
-                                           "rlprompt",
-                                           "low_perplexity_prompts/llama7b",
+static const char *const INSTRUCTEVAL[] = {"instructeval/ape",
+                                           "instructeval/chat_gpt_prompts",
+                                           "instructeval/generic_instruction",
+                                           "instructeval/manual",
+                                           "instructeval/no_instruction",
+                                           "instructeval/rlprompt",
+                                           "instructeval/low_perplexity_prompts/llama7b",
                                            NULL};
 static const char *const OIRL[] = {"prompt_oirl", NULL};
 
