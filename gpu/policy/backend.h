@@ -19,8 +19,17 @@ typedef struct qpo_dropout {
     uint64_t seed; /* per step and per call site, already mixed: bit i = splitmix64(seed ^ i) */
 } qpo_dropout;
 
+/* What the matmuls compute in. Everything else (LayerNorm, softmax, losses, AdamW, master
+ * weights and moments) is fp32 in every mode. */
+typedef enum qpo_dtype {
+    QPO_DTYPE_FP32 = 0, /* the reference: op by op comparable with the CPU backend */
+    QPO_DTYPE_BF16 = 1, /* matmul operands rounded to bf16, fp32 accumulation and outputs */
+} qpo_dtype;
+
 typedef struct qpo_backend {
-    const char *name;
+    const char *name;   /* "cpu", "cuda", "cuda-bf16" */
+    const char *device; /* the device's own name ("NVIDIA H200"); NULL for the host CPU */
+    qpo_dtype dtype;
 
     /* memory */
     void *(*alloc)(size_t bytes); /* zeroed; NULL on failure */
@@ -108,5 +117,14 @@ typedef struct qpo_backend {
 } qpo_backend;
 
 const qpo_backend *qpo_backend_cpu(void);
+
+/* The CUDA backend (cuda/) on device 0, or NULL with the reason in errbuf: built without CUDA,
+ * no device visible, or a CUDA/cuBLAS failure. One table per dtype, created once. Ops run on
+ * one stream in order; download and sumsq wait for the results they return. */
+const qpo_backend *qpo_backend_cuda(qpo_dtype dtype, char *errbuf, size_t errlen);
+
+/* "cpu", "cuda" or "auto" (CUDA when a device is visible, else the CPU), with "cuda-bf16" for
+ * mixed precision. NULL with a message when the name is unknown or CUDA is unavailable. */
+const qpo_backend *qpo_backend_named(const char *name, char *errbuf, size_t errlen);
 
 #endif

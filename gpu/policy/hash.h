@@ -7,24 +7,31 @@
 
 #include <stdint.h>
 
-static inline uint64_t qpo_splitmix64(uint64_t x) {
+/* The CUDA backend includes this header so its dropout draws the very same bits. */
+#ifdef __CUDACC__
+#define QPO_HASH_FN static inline __host__ __device__
+#else
+#define QPO_HASH_FN static inline
+#endif
+
+QPO_HASH_FN uint64_t qpo_splitmix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ULL;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
 }
 
-static inline uint64_t qpo_hash2(uint64_t seed, uint64_t index) {
+QPO_HASH_FN uint64_t qpo_hash2(uint64_t seed, uint64_t index) {
     return qpo_splitmix64(qpo_splitmix64(seed) ^ index);
 }
 
 /* Uniform in [0, 1) with 24 bits: exactly representable as a float. */
-static inline float qpo_hash_unit(uint64_t seed, uint64_t index) {
+QPO_HASH_FN float qpo_hash_unit(uint64_t seed, uint64_t index) {
     return (float)(qpo_hash2(seed, index) >> 40) * (1.0f / 16777216.0f);
 }
 
 /* Uniform in [0, 1) with 53 bits, for sampling. */
-static inline double qpo_hash_unit_f64(uint64_t seed, uint64_t index) {
+QPO_HASH_FN double qpo_hash_unit_f64(uint64_t seed, uint64_t index) {
     return (double)(qpo_hash2(seed, index) >> 11) * (1.0 / 9007199254740992.0);
 }
 
