@@ -26,9 +26,20 @@ results=()   # "name|status|seconds|detail"
 
 say() { printf '%s\n' "$*" | tee -a "$log"; }
 # step NAME TIMEOUT CMD...: runs with a time limit, records ok/FAIL/skip and the seconds taken.
+# Every step also stops at the run's budget (QPO_CHECK_BUDGET seconds, 460 by default: the
+# whole run stays under 8 minutes with the summary), so a slow step costs the later ones, not
+# the run; a step with under 15 s of budget left is skipped.
+budget=${QPO_CHECK_BUDGET:-460}
 step() {
   local name=$1 limit=$2; shift 2
   local t0=$(date +%s) rc
+  local left=$(( budget - (t0 - t_start) ))
+  if [ $left -lt 15 ]; then
+    results+=("$name|SKIPPED(budget)|0")
+    say "== $name: skipped, ${left}s of the budget left"
+    return 1
+  fi
+  [ $limit -gt $left ] && limit=$left
   say "== $name: $*"
   timeout --kill-after=10 "$limit" "$@" >>"$log" 2>&1
   rc=$?
@@ -119,11 +130,10 @@ if [ $built -eq 0 ]; then
   fi
 fi
 if [ $have_torch -eq 1 ]; then
-  left() { echo $(( 470 - ($(date +%s) - t_start) )); }
   bench torch-eager-bf16 90 python3 $torch_py bench --config gpt2 --batch 128
-  [ "$(left)" -gt 150 ] && bench torch-compile-bf16 150 python3 $torch_py bench --config gpt2 --batch 128 --compile
-  [ "$(left)" -gt 60 ] && bench torch-hf-eager-bf16 60 python3 $torch_py bench --config gpt2 --batch 128 --hf
-  [ "$(left)" -gt 60 ] && bench torch-hf-generate 60 python3 $torch_py gen --config gpt2 --queries 1000
+  bench torch-hf-generate 60 python3 $torch_py gen --config gpt2 --queries 1000
+  bench torch-hf-eager-bf16 60 python3 $torch_py bench --config gpt2 --batch 128 --hf
+  bench torch-hf-compile-bf16 150 python3 $torch_py bench --config gpt2 --batch 128 --compile --hf
 fi
 
 # 6. summary

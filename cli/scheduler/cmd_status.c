@@ -12,7 +12,15 @@
 #include "commands.h"
 #include "db.h"
 
-static json_t *stage_json(const PGresult *res, int i) {
+/* The stage's devices (status_devices rows d), or null where its jobs say none. */
+static json_t *stage_devices(const PGresult *d, const char *run, const char *kind) {
+    for (int k = 0; k < PQntuples(d); k++)
+        if (!strcmp(PQgetvalue(d, k, 0), run) && !strcmp(PQgetvalue(d, k, 1), kind))
+            return json_string(PQgetvalue(d, k, 2));
+    return json_null();
+}
+
+static json_t *stage_json(const PGresult *res, int i, const PGresult *d) {
     long long total = qpo_db_int64(res, i, 2), done = qpo_db_int64(res, i, 3);
     long long dead = qpo_db_int64(res, i, 7), cancelled = qpo_db_int64(res, i, 8);
     double elapsed = strtod(PQgetvalue(res, i, 9), NULL);
@@ -24,6 +32,8 @@ static json_t *stage_json(const PGresult *res, int i) {
                           dead, "cancelled", cancelled, "rate_per_min", rate);
     json_object_set_new(s, "eta_s",
                         rate > 0 && left > 0 ? json_real(left / rate * 60.0) : json_null());
+    json_object_set_new(s, "devices",
+                        stage_devices(d, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)));
     return s;
 }
 
@@ -44,10 +54,12 @@ static int add_runs(PGconn *conn, const char *exp, json_t *runs, qpo_err *err) {
     PGresult *s = r ? qpo_db_named(conn, "status_stages", 1, p, err) : NULL;
     PGresult *c = s ? qpo_db_named(conn, "status_cost", 1, p, err) : NULL;
     PGresult *t = c ? qpo_db_named(conn, "status_training", 1, p, err) : NULL;
-    if (!t) {
+    PGresult *d = t ? qpo_db_named(conn, "status_devices", 1, p, err) : NULL;
+    if (!d) {
         PQclear(r);
         PQclear(s);
         PQclear(c);
+        PQclear(t);
         return -1;
     }
     for (int i = 0; i < PQntuples(r); i++) {
@@ -61,7 +73,7 @@ static int add_runs(PGconn *conn, const char *exp, json_t *runs, qpo_err *err) {
         json_t *stages = json_array();
         for (int k = 0; k < PQntuples(s); k++)
             if (!strcmp(PQgetvalue(s, k, 0), id))
-                json_array_append_new(stages, stage_json(s, k));
+                json_array_append_new(stages, stage_json(s, k, d));
         for (int k = 0; k < PQntuples(c); k++)
             if (!strcmp(PQgetvalue(c, k, 0), id)) {
                 json_object_set_new(run, "llm_calls", json_integer(qpo_db_int64(c, k, 1)));
@@ -76,6 +88,7 @@ static int add_runs(PGconn *conn, const char *exp, json_t *runs, qpo_err *err) {
     PQclear(s);
     PQclear(c);
     PQclear(t);
+    PQclear(d);
     return 0;
 }
 
@@ -137,8 +150,8 @@ static void render_run(const json_t *run, FILE *out) {
                 (long long)json_integer_value(json_object_get(tr, "step")),
                 json_real_value(json_object_get(tr, "loss")),
                 json_real_value(json_object_get(tr, "tokens_per_s")));
-    fprintf(out, "    %-18s %9s %7s %8s %5s %9s %8s %10s\n", "stage", "done", "running", "retrying",
-            "dead", "cancelled", "jobs/min", "ETA");
+    fprintf(out, "    %-18s %9s %7s %8s %5s %9s %8s %10s  %s\n", "stage", "done", "running",
+            "retrying", "dead", "cancelled", "jobs/min", "ETA", "device");
     size_t i;
     json_t *s;
     json_array_foreach(json_object_get(run, "stages"), i, s) {
@@ -147,13 +160,14 @@ static void render_run(const json_t *run, FILE *out) {
                  (long long)json_integer_value(json_object_get(s, "done")),
                  (long long)json_integer_value(json_object_get(s, "total")));
         fmt_eta(json_object_get(s, "eta_s"), eta, sizeof(eta));
-        fprintf(out, "    %-18s %9s %7lld %8lld %5lld %9lld %8.2f %10s\n",
+        const char *dev = json_string_value(json_object_get(s, "devices"));
+        fprintf(out, "    %-18s %9s %7lld %8lld %5lld %9lld %8.2f %10s  %s\n",
                 json_string_value(json_object_get(s, "stage")), done,
                 (long long)json_integer_value(json_object_get(s, "running")),
                 (long long)json_integer_value(json_object_get(s, "retrying")),
                 (long long)json_integer_value(json_object_get(s, "dead")),
                 (long long)json_integer_value(json_object_get(s, "cancelled")),
-                json_real_value(json_object_get(s, "rate_per_min")), eta);
+                json_real_value(json_object_get(s, "rate_per_min")), eta, dev ? dev : "");
     }
 }
 

@@ -15,7 +15,8 @@ static void worker_usage(FILE *out) {
         out,
         "usage: qpo worker --class cpu|gpu [--name NAME] [--kinds K1,K2] [--concurrency N]\n"
         "                  [--prefetch N] [--lease SECONDS] [--exit-when-idle] [--grace SECONDS]\n"
-        "                  [--poll SECONDS] [--backoff-ms BASE[,CAP]] [--db CONNINFO]\n\n"
+        "                  [--poll SECONDS] [--backoff-ms BASE[,CAP]] [--db CONNINFO]\n"
+        "                  [--backend cpu|cuda|cuda-bf16|auto]\n\n"
         "Claims jobs of one class and runs them on N handler threads. SIGTERM/SIGINT: stop\n"
         "claiming, let running jobs finish within --grace (default 30 s), then put them\n"
         "back in the queue without spending an attempt; a second signal does that at once.\n\n"
@@ -29,7 +30,9 @@ static void worker_usage(FILE *out) {
         "                   queued or failed\n"
         "  --poll           claim this often without a notification (default 1)\n"
         "  --backoff-ms     retry delay before attempt 2, doubling, capped (default "
-        "1000,600000)\n\n"
+        "1000,600000)\n"
+        "  --backend        gpu class: where the policy computes (default auto: CUDA when a\n"
+        "                   device is visible, else the CPU)\n\n"
         "kinds in this binary:");
     for (size_t i = 0; i < qpo_handler_count(); i++)
         fprintf(out, " %s(%s)", qpo_handler_at(i)->kind, qpo_handler_at(i)->job_class);
@@ -60,6 +63,28 @@ static int usage_error(const char *fmt, const char *arg) {
     return QPO_EXIT_USAGE;
 }
 
+/* The gpu class computes where --backend says (auto by default); the cpu class has no use for
+ * it. Resolved before any claim, so a missing device fails the command, not the jobs. */
+static int choose_backend(qpo_worker_opts *o, const char *backend, char *device, size_t len) {
+    if (!o->job_class || strcmp(o->job_class, "gpu")) {
+        if (backend)
+            return usage_error("--backend is for --class gpu (not '%s')",
+                               o->job_class ? o->job_class : "");
+        return 0;
+    }
+    qpo_backend_hook hook = qpo_worker_backend_hook();
+    if (!hook) /* no component of this binary runs gpu jobs */
+        return backend ? usage_error("--backend: no gpu job kinds in this binary%s", "") : 0;
+    qpo_err err = {0};
+    if (hook(backend ? backend : "auto", device, len, &err)) {
+        if (!err.code)
+            err.code = QPO_EXIT_USAGE;
+        return qpo_err_print(&err);
+    }
+    o->device = device;
+    return 0;
+}
+
 int qpo_cmd_worker(int argc, char **argv) {
     static const struct option opts[] = {{"class", required_argument, NULL, 'c'},
                                          {"kinds", required_argument, NULL, 'k'},
@@ -73,11 +98,12 @@ int qpo_cmd_worker(int argc, char **argv) {
                                          {"poll", required_argument, NULL, 'p'},
                                          {"backoff-ms", required_argument, NULL, 'b'},
                                          {"db", required_argument, NULL, 'd'},
+                                         {"backend", required_argument, NULL, 'B'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     qpo_worker_opts o;
     qpo_worker_opts_default(&o);
-    const char *db = NULL;
+    const char *db = NULL, *backend = NULL;
     char *kinds_arg = NULL;
     char name[128];
     snprintf(name, sizeof(name), "worker-%d", (int)getpid());
@@ -128,6 +154,9 @@ int qpo_cmd_worker(int argc, char **argv) {
         case 'd':
             db = optarg;
             break;
+        case 'B':
+            backend = optarg;
+            break;
         case 'h':
             worker_usage(stdout);
             return 0;
@@ -140,6 +169,9 @@ int qpo_cmd_worker(int argc, char **argv) {
         return rc;
     if (optind != argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    char device[256];
+    if ((rc = choose_backend(&o, backend, device, sizeof device)))
+        return rc;
     const char **kinds = NULL;
     if (kinds_arg && split_kinds(kinds_arg, &kinds, &o.nkinds) < 0) {
         free(kinds);

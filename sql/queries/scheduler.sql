@@ -135,6 +135,16 @@ GROUP BY p.run_id, p.kind
 ORDER BY p.run_id, array_position(ARRAY['import-check', 'd0', 'train', 'generate',
          'evaluate-generate', 'reward', 'score', 'merge'], p.kind), p.kind;
 
+-- name: status_devices
+-- Where each run's stages computed: the trainer's job results carry the device ("cpu" or the
+-- GPU's name), so a stage trained on two machines lists both.
+SELECT j.run_id, j.kind,
+       string_agg(DISTINCT j.result ->> 'device', ', ' ORDER BY j.result ->> 'device')
+FROM qpo.jobs j
+JOIN qpo.runs r ON r.id = j.run_id
+WHERE r.experiment_id = $1 AND j.result ? 'device'
+GROUP BY j.run_id, j.kind;
+
 -- name: status_cost
 SELECT run_id, sum(calls), sum(cache_hits), sum(prompt_tokens + completion_tokens)
 FROM qpo.run_cost WHERE experiment_id = $1 GROUP BY run_id ORDER BY run_id;

@@ -50,8 +50,8 @@ float *from_dev(const qpo_backend *be, const float *dev, size_t n) {
     return h;
 }
 
-void expect_close(const qpo_backend *be, const char *what, const float *got_dev,
-                  const float *want, size_t n, double tol) {
+void expect_close(const qpo_backend *be, const char *what, const float *got_dev, const float *want,
+                  size_t n, double tol) {
     float *got = from_dev(be, got_dev, n);
     double rel = rel_max_diff(got, want, n);
     int finite = 1;
@@ -59,6 +59,6 @@ void expect_close(const qpo_backend *be, const char *what, const float *got_dev,
         finite &= isfinite(got[i]);
     free(got);
     if (!finite || !(rel <= tol))
-        fail_msg("%s: CUDA differs from the CPU backend by %.3g relative (tolerance %.1g)%s",
-                 what, rel, tol, finite ? "" : ", with non-finite values");
+        fail_msg("%s: CUDA differs from the CPU backend by %.3g relative (tolerance %.1g)%s", what,
+                 rel, tol, finite ? "" : ", with non-finite values");
 }

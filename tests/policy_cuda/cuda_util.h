@@ -20,7 +20,7 @@ void *to_dev(const qpo_backend *be, const void *host, size_t bytes);
 float *from_dev(const qpo_backend *be, const float *dev, size_t n); /* malloc'd host copy */
 
 /* Fails the test when max|got - want| / max|want| exceeds tol; got is device memory. */
-void expect_close(const qpo_backend *be, const char *what, const float *got_dev,
-                  const float *want, size_t n, double tol);
+void expect_close(const qpo_backend *be, const char *what, const float *got_dev, const float *want,
+                  size_t n, double tol);
 
 #endif

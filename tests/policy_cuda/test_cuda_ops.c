@@ -242,8 +242,8 @@ static void test_embeddings(void **state) {
     cpu->gather_rows_backward(dsrc.h, g.h, idx, M, C);
     gpu->gather_rows_backward(dsrc.d, g.d, didx, M, C);
     check("gather_rows_backward", &dsrc, TOL);
-    pair *all[] = {&rw,   &wte,  &seg, &rw_w, &rw_b, &out, &dout, &dwte,
-                   &dseg, &drw,  &drb, &wpe,  &dwpe, &g,   &dsrc};
+    pair *all[] = {&rw,   &wte, &seg, &rw_w, &rw_b, &out, &dout, &dwte,
+                   &dseg, &drw, &drb, &wpe,  &dwpe, &g,   &dsrc};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         drop(all[i]);
     gpu->free(dq), gpu->free(dp), gpu->free(didx);
@@ -274,10 +274,10 @@ int main(void) {
     gpu = cuda_or_skip(QPO_DTYPE_FP32);
     cpu = qpo_backend_cpu();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_rows_batch_invariant),
-        cmocka_unit_test(test_layernorm),   cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_pointwise),   cmocka_unit_test(test_adamw),
-        cmocka_unit_test(test_embeddings),  cmocka_unit_test(test_crossentropy),
+        cmocka_unit_test(test_matmul),     cmocka_unit_test(test_matmul_rows_batch_invariant),
+        cmocka_unit_test(test_layernorm),  cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_pointwise),  cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_embeddings), cmocka_unit_test(test_crossentropy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,6 +59,15 @@ static void test_bad_usage_exits_2(void **state) {
     assert_int_equal(qt_wait_exit(qt_worker(d.info, "--class", "tpu", "--name", "x", NULL), 30), 2);
     assert_int_equal(qt_wait_exit(qt_worker(d.info, "--kinds", "no-such-kind", NULL), 30), 2);
     assert_int_equal(qt_wait_exit(qt_worker(d.info, "--concurrency", "0", NULL), 30), 2);
+    /* --backend: gpu class only, and a name the policy knows */
+    assert_int_equal(
+        qt_wait_exit(qt_worker(d.info, "--class", "cpu", "--backend", "cpu", NULL), 30), 2);
+    assert_int_equal(
+        qt_wait_exit(qt_worker(d.info, "--class", "gpu", "--backend", "tpu", NULL), 30), 2);
+    assert_int_equal(qt_wait_exit(qt_worker(d.info, "--class", "gpu", "--backend", "cpu",
+                                            "--exit-when-idle", "--poll", "0.05", NULL),
+                                  30),
+                     0);
     PQfinish(d.conn);
 }
 

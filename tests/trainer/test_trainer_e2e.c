@@ -132,8 +132,20 @@ static void test_experiment_end_to_end(void **state) {
     insert_d0(f.conn);
     assert_int_equal(run_qpo("scheduler", "--once", NULL, NULL, NULL, NULL, f.conninfo), 0);
 
-    char *gpu_argv[] = {(char *)qpo_test_binary(), "worker", "--class", "gpu",  "--name",   "gpu-1",
-                        "--exit-when-idle",        "--poll", "0.2",     "--db", f.conninfo, NULL};
+    char *gpu_argv[] = {(char *)qpo_test_binary(),
+                        "worker",
+                        "--class",
+                        "gpu",
+                        "--backend",
+                        "cpu",
+                        "--name",
+                        "gpu-1",
+                        "--exit-when-idle",
+                        "--poll",
+                        "0.2",
+                        "--db",
+                        f.conninfo,
+                        NULL};
     char *cpu_argv[] = {(char *)qpo_test_binary(),
                         "worker",
                         "--class",
@@ -192,6 +204,11 @@ static void test_experiment_end_to_end(void **state) {
                      2);
     qpo_report_check(f.conn, f.conninfo, db_ll(f.conn, "SELECT id FROM qpo.experiments"),
                      f.ckpt_root);
+    /* every gpu job says where it computed: this worker ran --backend cpu */
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE kind IN ('train', "
+                                   "'generate', 'evaluate-generate') AND result->>'device' IS "
+                                   "DISTINCT FROM 'cpu'"),
+                     0);
     tfx_teardown(&f);
 }
 

@@ -10,6 +10,15 @@
 #define MAX_HANDLERS 64
 
 static qpo_handler handlers[MAX_HANDLERS];
+static qpo_backend_hook backend_hook;
+
+void qpo_worker_set_backend_hook(qpo_backend_hook hook) {
+    backend_hook = hook;
+}
+
+qpo_backend_hook qpo_worker_backend_hook(void) {
+    return backend_hook;
+}
 static size_t nhandlers;
 
 void qpo_handler_register(const qpo_handler *handler) {

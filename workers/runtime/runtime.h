@@ -25,6 +25,7 @@ typedef struct qpo_worker_opts {
     double backoff_base_ms; /* retry delay before the 2nd attempt; doubles per attempt */
     double backoff_cap_ms;
     bool exit_when_idle; /* stop once no job of these kinds is unfinished */
+    const char *device;  /* where gpu jobs compute ("cpu", "NVIDIA H200"); NULL: not said */
     bool handle_signals; /* SIGTERM/SIGINT drain the worker */
 } qpo_worker_opts;
 
@@ -35,6 +36,14 @@ void qpo_worker_opts_default(qpo_worker_opts *opts);
 /* 16 for cpu (short jobs: claims are batched and no thread waits for one), 0 for gpu (a job
  * runs for minutes: holding more would only keep them from another free GPU). */
 int qpo_worker_default_prefetch(const char *job_class);
+
+/* The gpu class's compute backend. The runtime knows no backend: `qpo worker --backend NAME`
+ * is handed to this hook, which the component owning gpu jobs installs when it registers its
+ * handlers (the trainer). It returns 0 and a device label for logs and the connection's
+ * application_name, or -1 with err set (an unknown name, no CUDA device for "cuda"). */
+typedef int (*qpo_backend_hook)(const char *name, char *device, size_t len, qpo_err *err);
+void qpo_worker_set_backend_hook(qpo_backend_hook hook);
+qpo_backend_hook qpo_worker_backend_hook(void);
 
 /* Runs until drained (signal), idle (exit_when_idle) or a fatal error. 0 ok, -1 err set. */
 int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err);

@@ -479,7 +479,11 @@ int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err) {
         return -1;
     worker *w = calloc(1, sizeof(*w));
     w->o = *opts;
-    snprintf(w->app_name, sizeof(w->app_name), "qpo worker %s", opts->name);
+    /* the device in the application_name: pg_stat_activity shows where gpu jobs compute */
+    if (opts->device)
+        snprintf(w->app_name, sizeof(w->app_name), "qpo worker %s @ %s", opts->name, opts->device);
+    else
+        snprintf(w->app_name, sizeof(w->app_name), "qpo worker %s", opts->name);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     int rc = resolve_kinds(w, err);
@@ -504,9 +508,10 @@ int qpo_worker_run(const qpo_worker_opts *opts, qpo_err *err) {
         }
     }
     if (rc == 0) {
-        qpo_info("worker %s: class %s, %zu kind%s, concurrency %d, prefetch %d, lease %.1f s",
+        qpo_info("worker %s: class %s, %zu kind%s, concurrency %d, prefetch %d, lease %.1f s%s%s",
                  opts->name, opts->job_class, w->nkinds, w->nkinds == 1 ? "" : "s",
-                 opts->concurrency, w->capacity - opts->concurrency, opts->lease_s);
+                 opts->concurrency, w->capacity - opts->concurrency, opts->lease_s,
+                 opts->device ? ", computing on " : "", opts->device ? opts->device : "");
         claim_more(w);
         if (!w->stopped)
             event_base_dispatch(w->base);

@@ -157,7 +157,10 @@ static qpo_job_status generate(const qpo_trainer_env *env, const json_t *payload
     if (s == QPO_JOB_OK && !rows)
         s = QPO_JOB_RETRY;
     if (rows) {
-        out->result = json_pack("{ss si si}", "purpose", purpose, "prompts", g.n, "loop", loop);
+        const qpo_backend *be = qpo_policy_backend(p);
+        out->result =
+            json_pack("{ss si si ss ss}", "purpose", purpose, "prompts", g.n, "loop", loop,
+                      "backend", be->name, "device", be->device ? be->device : "cpu");
         qpo_outcome_add_rows(out, "qpo.generations", rows, g.n);
         qpo_info("%s: run %" PRId64 " loop %d: %d prompts", purpose, run.id, loop, g.n);
     }

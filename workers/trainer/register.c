@@ -1,5 +1,7 @@
 /* The trainer workers' handlers, registered with the worker runtime: thin adapters from the
  * runtime's job context to the jobs' environment (trainer_jobs.h). */
+#include "runtime.h"
+#include "trainer_internal.h"
 #include "trainer_jobs.h"
 
 static bool ctx_should_stop(void *arg) {
@@ -47,4 +49,5 @@ void qpo_trainer_register_handlers(void) {
     };
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
         qpo_handler_register(&handlers[i]);
+    qpo_worker_set_backend_hook(qpo_trainer_select_backend);
 }

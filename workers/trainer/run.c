@@ -142,8 +142,26 @@ int qpo_trun_from_payload(PGconn *conn, const json_t *payload, qpo_trun *run, in
     return 0;
 }
 
+/* Chosen once, before the worker claims anything (qpo_trainer_select_backend); the CPU when
+ * nothing chose (tests that call the jobs directly). */
+static const qpo_backend *chosen_backend;
+
+int qpo_trainer_select_backend(const char *name, char *device, size_t len, qpo_err *err) {
+    char msg[256];
+    const qpo_backend *be = qpo_backend_named(name, msg, sizeof msg);
+    if (!be) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "--backend %s: %s", name, msg);
+        if (!strcmp(name, "cuda") || !strcmp(name, "cuda-bf16"))
+            qpo_err_hint(err, "--backend auto uses the CPU where no CUDA device is visible");
+        return -1;
+    }
+    chosen_backend = be;
+    snprintf(device, len, "%s%s%s", be->name, be->device ? ": " : "", be->device ? be->device : "");
+    return 0;
+}
+
 const qpo_backend *qpo_trainer_backend(void) {
-    return qpo_backend_cpu();
+    return chosen_backend ? chosen_backend : qpo_backend_cpu();
 }
 
 static int is_dir(const char *path) {

@@ -271,13 +271,14 @@ static json_t *finish(const qpo_trainer_env *env, const qpo_trun *run, int loop,
     json_error_t jerr;
     json_t *config = config_text ? json_loads(config_text, 0, &jerr) : NULL;
     free(config_text);
+    const qpo_backend *be = qpo_policy_backend(st->p);
     const char *select = data->heldout.n ? "heldout" : "last";
     json_t *training = json_pack(
-        "{ss ss sf si si si ss si si sf}", "backend", qpo_policy_backend(st->p)->name, "init",
-        loop == 1 ? run->init : "previous loop", "lr", loop == 1 ? run->lr_first : run->lr_next,
-        "batch_size", tp->opts.batch_size, "run_seed", run->seed, "resumed_from_epoch",
-        st->resumed_from, "select", select, "epochs_trained", st->last.epoch, "heldout_records",
-        (int)data->heldout.n, "heldout_ce", c.heldout_ce);
+        "{ss ss ss sf si si si ss si si sf}", "backend", be->name, "device",
+        be->device ? be->device : "cpu", "init", loop == 1 ? run->init : "previous loop", "lr",
+        loop == 1 ? run->lr_first : run->lr_next, "batch_size", tp->opts.batch_size, "run_seed",
+        run->seed, "resumed_from_epoch", st->resumed_from, "select", select, "epochs_trained",
+        st->last.epoch, "heldout_records", (int)data->heldout.n, "heldout_ce", c.heldout_ce);
     json_t *row = json_pack(
         "{sI si ss ss ss sI si si sf sf sf so so so}", "run_id", (json_int_t)run->id, "loop", loop,
         "path", path, "state_path", state, "sha256", c.sha256, "bytes", (json_int_t)c.bytes,
@@ -287,11 +288,12 @@ static json_t *finish(const qpo_trainer_env *env, const qpo_trun *run, int loop,
     json_t *rows = json_array();
     json_array_append_new(rows, row);
     qpo_outcome_add_rows(out, "qpo.checkpoints", rows, 1);
-    return json_pack("{ss ss si si sf sf sf si ss si si sf}", "path", path, "sha256", c.sha256,
-                     "epochs", c.epoch, "records", c.records, "loss", c.loss, "ce", c.ce, "mse",
-                     c.mse, "resumed_from_epoch", st->resumed_from, "select", select,
+    return json_pack("{ss ss si si sf sf sf si ss si si sf ss ss}", "path", path, "sha256",
+                     c.sha256, "epochs", c.epoch, "records", c.records, "loss", c.loss, "ce", c.ce,
+                     "mse", c.mse, "resumed_from_epoch", st->resumed_from, "select", select,
                      "epochs_trained", st->last.epoch, "heldout_records", (int)data->heldout.n,
-                     "heldout_ce", c.heldout_ce);
+                     "heldout_ce", c.heldout_ce, "backend", be->name, "device",
+                     be->device ? be->device : "cpu");
 }
 
 static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int loop,

@@ -35,6 +35,8 @@ int qpo_trun_from_payload(PGconn *conn, const json_t *payload, qpo_trun *run, in
 
 /* The one place the compute backend is chosen (the CUDA backend slots in here). */
 const qpo_backend *qpo_trainer_backend(void);
+/* The worker's --backend hook (runtime.h): resolves NAME for every gpu job of this process. */
+int qpo_trainer_select_backend(const char *name, char *device, size_t len, qpo_err *err);
 
 /* The run's tokenizer: "gpt2_bpe" (files in $QPO_BPE_DIR), "bytes", or a directory. */
 qpo_tokenizer *qpo_trainer_tokenizer(const qpo_trun *run, qpo_err *err);

@@ -33,7 +33,7 @@ __global__ void attention_forward_kernel(float *out, float *probs, const float *
     }
     __syncthreads();
     const int32_t *mask = key_mask + (size_t)b * T;
-    float scale = rsqrtf((float)hs);
+    float scale = 1.0f / sqrtf((float)hs);
     for (int t = warp; t < T; t += ATT_WARPS) {
         const float *q = base + t * C3;
         float mx = -INFINITY;
@@ -76,9 +76,8 @@ __global__ void attention_forward_kernel(float *out, float *probs, const float *
     }
 }
 
-void qpo_cuda_attention_forward(float *out, float *probs, const float *qkv,
-                                const int32_t *key_mask, int B, int T, int C, int NH,
-                                qpo_dropout drop) {
+void qpo_cuda_attention_forward(float *out, float *probs, const float *qkv, const int32_t *key_mask,
+                                int B, int T, int C, int NH, qpo_dropout drop) {
     int hs = C / NH;
     size_t smem = sizeof(float) * ((size_t)2 * T * hs + (size_t)ATT_WARPS * T);
     allow_smem((const void *)attention_forward_kernel, smem);
@@ -100,7 +99,7 @@ __global__ void attention_backward_kernel(float *dqkv, const float *dout, const 
     size_t C3 = (size_t)3 * C;
     const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs;
     const float *dybase = dout + (size_t)b * T * C + (size_t)h * hs;
-    float scale = rsqrtf((float)hs);
+    float scale = 1.0f / sqrtf((float)hs);
     for (int t = warp; t < T; t += ATT_WARPS) {
         size_t row = (((size_t)b * NH + h) * T + t) * T;
         const float *dy = dybase + (size_t)t * C;
@@ -184,7 +183,7 @@ __global__ void attention_decode_kernel(float *out, const float *qkv, const floa
     const float *q = qkv + (size_t)b * 3 * C + (size_t)h * hs;
     size_t off = (size_t)b * Tmax * C + (size_t)h * hs;
     const int32_t *mask = key_mask + (size_t)b * Tmax;
-    float scale = rsqrtf((float)hs), mx = -INFINITY;
+    float scale = 1.0f / sqrtf((float)hs), mx = -INFINITY;
     for (int j = threadIdx.x; j < len; j += DEC_THREADS) {
         float s = -INFINITY;
         if (mask[j]) {

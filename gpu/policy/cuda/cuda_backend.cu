@@ -134,9 +134,11 @@ static void init(void) {
     cublasStatus_t st = cublasCreate(&qpo_cuda.blas);
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasSetStream(qpo_cuda.blas, qpo_cuda.stream);
-    /* fp32 stays fp32 (no TF32), so the fp32 mode is comparable with the CPU op by op */
+    /* The default math mode keeps sgemm in fp32 (TF32 only on request), so the fp32 mode is
+     * comparable with the CPU op by op, and still lets bf16 GemmEx use the tensor cores.
+     * (NVIDIA_TF32_OVERRIDE=1 in the environment would break the first: don't set it.) */
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasSetMathMode(qpo_cuda.blas, CUBLAS_PEDANTIC_MATH);
+        st = cublasSetMathMode(qpo_cuda.blas, CUBLAS_DEFAULT_MATH);
     if (st != CUBLAS_STATUS_SUCCESS) {
         snprintf(init_error, sizeof init_error, "cuBLAS: %s", cublasGetStatusString(st));
         return;

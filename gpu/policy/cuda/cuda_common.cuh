@@ -29,7 +29,7 @@ void qpo_cuda_fail(const char *what, const char *file, int line);
     do {                                                                                           \
         cublasStatus_t st_ = (call);                                                               \
         if (st_ != CUBLAS_STATUS_SUCCESS)                                                          \
-            qpo_cuda_fail(cublasGetStatusString(st_), __FILE__, __LINE__);                          \
+            qpo_cuda_fail(cublasGetStatusString(st_), __FILE__, __LINE__);                         \
     } while (0)
 #define KERNEL_CHECK() CUDA_CHECK(cudaGetLastError())
 

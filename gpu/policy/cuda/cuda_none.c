@@ -5,6 +5,8 @@
 
 const qpo_backend *qpo_backend_cuda(qpo_dtype dtype, char *errbuf, size_t errlen) {
     (void)dtype;
-    snprintf(errbuf, errlen, "this qpo was built without the CUDA backend (no nvcc at configure time, or QPO_CUDA=OFF)");
+    snprintf(
+        errbuf, errlen,
+        "this qpo was built without the CUDA backend (no nvcc at configure time, or QPO_CUDA=OFF)");
     return NULL;
 }

@@ -36,8 +36,8 @@ static void gemm(bool bf16, cublasOperation_t ta, cublasOperation_t tb, int m, i
                  float beta, float *C, int ldc) {
     const float one = 1.0f;
     if (!bf16) {
-        CUBLAS_CHECK(cublasSgemm(qpo_cuda.blas, ta, tb, m, n, k, &one, A, lda, B, ldb, &beta, C,
-                                 ldc));
+        CUBLAS_CHECK(
+            cublasSgemm(qpo_cuda.blas, ta, tb, m, n, k, &one, A, lda, B, ldb, &beta, C, ldc));
         return;
     }
     const __nv_bfloat16 *a16 = to_bf16(QPO_SCRATCH_A, A, a_elems);
