@@ -1,6 +1,6 @@
-/* qpo bench policy: CPU training and generation throughput on the shapes pgdt_torch.py bench
- * uses (B sequences of 81 positions; a random batch; dropout 0.1; clip; AdamW), so that
- * bench/policy_vs_torch.sh can print the ratio of the two measured in one run. */
+/* qpo bench policy: training and generation throughput of a backend on the shapes
+ * pgdt_torch.py bench uses (B sequences of 81 positions; a random batch; dropout 0.1; clip; AdamW),
+ * so that bench/policy_vs_torch.sh can print the ratio of the two measured in one run. */
 #include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 #include "train.h"
 
 typedef struct bench_args {
-    const char *config;
+    const char *config, *backend;
     long batch, steps, warmup, gen_queries;
     int json;
 } bench_args;
@@ -28,10 +28,13 @@ static double now(void) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: qpo bench policy --config tiny|gpt2 --batch B [--steps N] [--warmup N]\n"
-               "                        [--gen-queries N] [--json]\n\n"
+               "                        [--gen-queries N] [--json]\n"
+               "                        [--backend cpu|cuda|cuda-bf16|auto]\n\n"
                "Training tokens/s (B x 81 positions per step: forward, backward, clip, AdamW,\n"
-               "dropout 0.1) and generation tokens/s (N queries, 40 tokens, top-k 2, top-p 0.9)\n"
-               "on the CPU. bench/policy_vs_torch.sh runs it beside pgdt_torch.py bench.\n");
+               "dropout 0.1), ms/step and, on a GPU, MFU (6N + 6 L d T FLOPs per token against\n"
+               "the dense peak pgdt_torch.py uses); generation tokens/s and seconds (N queries,\n"
+               "40 tokens, top-k 2, top-p 0.9). Default backend: cpu. bench/policy_vs_torch.sh\n"
+               "runs it beside pgdt_torch.py bench; scripts/device-check.sh on a GPU.\n");
 }
 
 static int parse(int argc, char **argv, bench_args *a, qpo_err *err) {
@@ -41,9 +44,15 @@ static int parse(int argc, char **argv, bench_args *a, qpo_err *err) {
                                          {"warmup", required_argument, 0, 'w'},
                                          {"gen-queries", required_argument, 0, 'g'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"backend", required_argument, 0, 'B'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    *a = (bench_args){.config = "tiny", .batch = 16, .steps = 10, .warmup = 2, .gen_queries = -1};
+    *a = (bench_args){.config = "tiny",
+                      .backend = "cpu",
+                      .batch = 16,
+                      .steps = 10,
+                      .warmup = 2,
+                      .gen_queries = -1};
     optind = 0;
     for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         int rc = 0;
@@ -59,6 +68,8 @@ static int parse(int argc, char **argv, bench_args *a, qpo_err *err) {
             rc = qpo_policy_cmd_int("--gen-queries", optarg, 0, 100000, &a->gen_queries, err);
         else if (c == 'j')
             a->json = 1;
+        else if (c == 'B')
+            a->backend = optarg;
         else if (c == 'h')
             return 1;
         else
@@ -145,19 +156,34 @@ static int bench_generate(qpo_policy *p, const bench_args *a, const qpo_records 
     return rc ? qpo_err_set(err, QPO_EXIT_RUNTIME, "%s", msg) : 0;
 }
 
+/* Model FLOPs utilisation as pgdt_torch.py counts it: llm.c's 6N + 6 L d T per token against
+ * the dense H100/H200 peak (bf16 989 TFLOP/s, fp32 67); 0 on the CPU. */
+static double mfu(qpo_policy *p, double tokens_per_s) {
+    const qpo_backend *be = qpo_policy_backend(p);
+    const qpo_policy_config *c = qpo_policy_config_of(p);
+    if (!be->device)
+        return 0.0;
+    double per_tok =
+        6.0 * (double)qpo_policy_num_params(p) + 6.0 * c->n_layer * c->d * (double)QPO_PGDT_SEQ;
+    return per_tok * tokens_per_s / (be->dtype == QPO_DTYPE_BF16 ? 989e12 : 67e12);
+}
+
 static void report(const bench_args *a, qpo_policy *p, double ttps, double ms, float loss,
                    double gtps, double gsecs) {
+    const qpo_backend *be = qpo_policy_backend(p);
     if (a->json)
-        printf("{\"impl\": \"qpo-cpu\", \"config\": \"%s\", \"batch\": %ld, \"seq\": %d, "
-               "\"params\": %zu, \"threads\": %d, \"ms_per_step\": %.3f, \"tokens_per_s\": %.1f, "
-               "\"loss\": %.6f, \"gen_queries\": %ld, \"gen_seconds\": %.3f, "
-               "\"gen_tokens_per_s\": %.1f}\n",
-               a->config, a->batch, QPO_PGDT_SEQ, qpo_policy_num_params(p), omp_get_max_threads(),
-               ms, ttps, loss, a->gen_queries, gsecs, gtps);
+        printf("{\"impl\": \"qpo-%s\", \"device\": \"%s\", \"config\": \"%s\", \"batch\": %ld, "
+               "\"seq\": %d, \"params\": %zu, \"threads\": %d, \"ms_per_step\": %.3f, "
+               "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"loss\": %.6f, \"gen_queries\": %ld, "
+               "\"gen_seconds\": %.3f, \"gen_tokens_per_s\": %.1f}\n",
+               be->name, be->device ? be->device : "cpu", a->config, a->batch, QPO_PGDT_SEQ,
+               qpo_policy_num_params(p), omp_get_max_threads(), ms, ttps, mfu(p, ttps), loss,
+               a->gen_queries, gsecs, gtps);
     else
-        printf("qpo cpu, %s, batch %ld: training %.1f tokens/s (%.1f ms/step), generation "
+        printf("qpo %s%s%s, %s, batch %ld: training %.1f tokens/s (%.1f ms/step), generation "
                "%.1f tokens/s\n",
-               a->config, a->batch, ttps, ms, gtps);
+               be->name, be->device ? " on " : "", be->device ? be->device : "", a->config,
+               a->batch, ttps, ms, gtps);
 }
 
 int qpo_cmd_bench_policy(int argc, char **argv) {
@@ -175,7 +201,12 @@ int qpo_cmd_bench_policy(int argc, char **argv) {
     if (rc)
         return qpo_err_print(&err);
     char msg[512];
-    qpo_policy *p = qpo_policy_new(&cfg, qpo_backend_cpu(), msg, sizeof msg);
+    const qpo_backend *be = qpo_backend_named(a.backend, msg, sizeof msg);
+    if (!be) {
+        qpo_err_set(&err, QPO_EXIT_USAGE, "--backend %s: %s", a.backend, msg);
+        return qpo_err_print(&err);
+    }
+    qpo_policy *p = qpo_policy_new(&cfg, be, msg, sizeof msg);
     qpo_records r = {0};
     if (!p || qpo_records_alloc(&r, (size_t)a.batch)) {
         qpo_policy_free(p);

@@ -54,8 +54,11 @@ static int parse(int argc, char **argv, init_args *a, qpo_err *err) {
 static qpo_policy *create(const init_args *a, qpo_err *err) {
     char msg[1024];
     qpo_policy *p = NULL;
+    const qpo_backend *be = qpo_policy_cmd_backend(err);
+    if (!be)
+        return NULL;
     if (a->from) {
-        p = qpo_policy_from_hf(a->from, qpo_backend_cpu(), (uint64_t)a->seed, msg, sizeof msg);
+        p = qpo_policy_from_hf(a->from, be, (uint64_t)a->seed, msg, sizeof msg);
         if (!p) {
             qpo_err_set(err, QPO_EXIT_USAGE, "cannot load Hugging Face GPT-2 weights");
             qpo_err_detail(err, "%s", msg);
@@ -70,7 +73,7 @@ static qpo_policy *create(const init_args *a, qpo_err *err) {
     }
     if (a->vocab)
         cfg.vocab = (int)a->vocab;
-    p = qpo_policy_new(&cfg, qpo_backend_cpu(), msg, sizeof msg);
+    p = qpo_policy_new(&cfg, be, msg, sizeof msg);
     if (!p)
         qpo_err_set(err, QPO_EXIT_RUNTIME, "%s", msg);
     else

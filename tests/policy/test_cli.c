@@ -114,6 +114,13 @@ static void test_usage_errors(void **state) {
     snprintf(args, sizeof args, "policy sample --weights '%s' --reward abc --bytes", w);
     assert_int_equal(qpo(args, "x\n", NULL), 2);
     assert_int_equal(qpo("bench policy --config huge", NULL, NULL), 2);
+    assert_int_equal(qpo("bench policy --config tiny --backend tpu", NULL, NULL), 2);
+    snprintf(args, sizeof args, "policy loss --weights '%s' --batch '%s' --backend tpu --json", w,
+             w);
+    assert_int_equal(qpo(args, NULL, NULL), 2);
+    assert_int_equal(qpo("policy init --config tiny --out /tmp/x --backend", NULL, NULL), 2);
+    snprintf(args, sizeof args, "policy init --backend cpu --config tiny --out '%s/c.st'", dir);
+    assert_int_equal(qpo(args, NULL, NULL), 0);
     assert_int_equal(qpo("policy init --help", NULL, NULL), 0);
     free(w);
 }
