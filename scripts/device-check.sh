@@ -3,7 +3,7 @@
 # alone (QPO_POLICY_ONLY) against the .debs that scripts/device-deps.sh put in .devdeps/,
 # runs the `gpu` tests (op by op and whole model against the CPU backend, the PyTorch fixtures
 # of the committed tiny set and of a freshly written gpt2 set, determinism, resume, greedy
-# prompts, bf16), then `policy_cuda_bench` for fp32 and bf16 beside pgdt_torch.py bench (eager,
+# prompts, bf16), then `qpo bench policy` (as qpo-policy) for fp32 and bf16 beside pgdt_torch.py bench (eager,
 # --compile, --hf) and gen, and prints a summary with the ratios. Writes the summary as JSON
 # (and the full log) into $OUT when set.
 #
@@ -93,7 +93,7 @@ arch=${QPO_CUDA_ARCH:-90}
 step configure 120 cmake -S . -B $build "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DQPO_POLICY_ONLY=ON \
   -DQPO_CUDA="$cuda" -DCMAKE_CUDA_ARCHITECTURES="$arch" -DPKG_CONFIG_EXECUTABLE="$pkgconfig" &&
 step build 300 cmake --build $build -j"$(nproc)" --target test_policy_cuda_ops \
-  test_policy_cuda_model test_policy_cuda_train policy_cuda_bench
+  test_policy_cuda_model test_policy_cuda_train qpo-policy
 built=$?
 
 # 4. the gpu tests: committed tiny fixtures, then the gpt2 fixtures and a gpt2 CPU comparison
@@ -120,13 +120,13 @@ bench() { # name limit cmd...: keeps the command's last JSON line
 }
 if [ $built -eq 0 ]; then
   if [ $dry -eq 1 ]; then
-    bench qpo-cpu-tiny 120 $build/tests/policy_cuda/policy_cuda_bench --backend cpu --config tiny \
-      --batch 16 --steps 3 --gen-queries 16
+    bench qpo-cpu-tiny 120 $build/tests/policy_cuda/qpo-policy bench policy --backend cpu \
+      --config tiny --batch 16 --steps 3 --gen-queries 16 --json
   else
-    bench qpo-cuda-fp32 150 $build/tests/policy_cuda/policy_cuda_bench --backend cuda --config gpt2 \
-      --batch 128 --steps 10 --gen-queries 1000
-    bench qpo-cuda-bf16 150 $build/tests/policy_cuda/policy_cuda_bench --backend cuda-bf16 \
-      --config gpt2 --batch 128 --steps 10 --gen-queries 1000
+    bench qpo-cuda-fp32 150 $build/tests/policy_cuda/qpo-policy bench policy --backend cuda \
+      --config gpt2 --batch 128 --steps 10 --warmup 2 --gen-queries 1000 --json
+    bench qpo-cuda-bf16 150 $build/tests/policy_cuda/qpo-policy bench policy --backend cuda-bf16 \
+      --config gpt2 --batch 128 --steps 10 --warmup 2 --gen-queries 1000 --json
   fi
 fi
 if [ $have_torch -eq 1 ]; then
