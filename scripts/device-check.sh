@@ -110,12 +110,19 @@ if [ $built -eq 0 ]; then
   fi
 fi
 
+# 4b. memcheck over the op tests: out-of-bounds accesses in kernels nobody has run before
+# (compute-sanitizer works on the Firecracker machines; skipped where it is absent)
+if [ $built -eq 0 ] && [ $dry -eq 0 ] && command -v compute-sanitizer >/dev/null; then
+  step memcheck-ops 90 compute-sanitizer --tool memcheck --error-exitcode 1 \
+    $build/tests/policy_cuda/test_policy_cuda_ops
+fi
+
 # 5. speed: qpo fp32 and bf16, then the PyTorch baseline in the same run
 bench_json=()
 bench() { # name limit cmd...: keeps the command's last JSON line
   local name=$1 limit=$2; shift 2
   local f=/tmp/qpo-bench-$name.json
-  step "bench-$name" "$limit" bash -c '"$@" | tee '"$f" _ "$@" && \
+  step "bench-$name" "$limit" bash -c 'set -o pipefail; "$@" | tee '"$f" _ "$@" && \
     bench_json+=("\"$name\": $(grep '^{' $f | tail -1)")
 }
 if [ $built -eq 0 ]; then
