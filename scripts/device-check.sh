@@ -68,6 +68,8 @@ done
 lib=$prefix/usr/lib/x86_64-linux-gnu
 export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$lib/openblas-pthread/pkgconfig:$prefix/usr/share/pkgconfig
 export PKG_CONFIG_SYSROOT_DIR=$prefix
+# PyTorch runs without the prefix: its libraries must not meet our older libgfortran & co.
+py=(env "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" python3)
 export LD_LIBRARY_PATH=$lib:$lib/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 pkgconfig=$(command -v pkg-config || echo "$prefix/usr/bin/pkgconf")
 say "device-check: prefix $prefix, pkg-config $pkgconfig, CUDA $cuda, dry-run $dry"
@@ -78,10 +80,10 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 ref=/tmp/qpo-ref-gpt2
 torch_py=.devdeps/bench/pgdt_torch.py
 have_torch=0
-[ $dry -eq 0 ] && [ -f $torch_py ] && python3 -c 'import torch' 2>/dev/null && have_torch=1
+[ $dry -eq 0 ] && [ -f $torch_py ] && "${py[@]}" -c 'import torch' 2>/dev/null && have_torch=1
 if [ $have_torch -eq 1 ]; then
   rm -rf $ref
-  (OMP_NUM_THREADS=8 timeout 240 python3 $torch_py ref --config gpt2 --out $ref >$ref.log 2>&1;
+  (OMP_NUM_THREADS=8 timeout 240 "${py[@]}" $torch_py ref --config gpt2 --out $ref >$ref.log 2>&1;
    echo $? >$ref.rc) &
   ref_pid=$!
 fi
@@ -137,10 +139,10 @@ if [ $built -eq 0 ]; then
   fi
 fi
 if [ $have_torch -eq 1 ]; then
-  bench torch-eager-bf16 90 python3 $torch_py bench --config gpt2 --batch 128
-  bench torch-hf-generate 60 python3 $torch_py gen --config gpt2 --queries 1000
-  bench torch-hf-eager-bf16 60 python3 $torch_py bench --config gpt2 --batch 128 --hf
-  bench torch-hf-compile-bf16 150 python3 $torch_py bench --config gpt2 --batch 128 --compile --hf
+  bench torch-eager-bf16 90 "${py[@]}" $torch_py bench --config gpt2 --batch 128
+  bench torch-hf-generate 60 "${py[@]}" $torch_py gen --config gpt2 --queries 1000
+  bench torch-hf-eager-bf16 60 "${py[@]}" $torch_py bench --config gpt2 --batch 128 --hf
+  bench torch-hf-compile-bf16 150 "${py[@]}" $torch_py bench --config gpt2 --batch 128 --compile --hf
 fi
 
 # 6. summary
@@ -154,7 +156,7 @@ for r in "${results[@]}"; do
   [ "$s" = ok ] || fails=$((fails + 1))
 done
 json=$(printf '%s,' "${bench_json[@]}")
-python3 - "$elapsed" "$fails" "{${json%,}}" "$out" <<'PY' | tee -a "$log"
+"${py[@]}" - "$elapsed" "$fails" "{${json%,}}" "$out" <<'PY' | tee -a "$log"
 import json, sys
 elapsed, fails, benches, out = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 def get(n, k):
