@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Entry point for a fresh Debian 12 clone: installs what qpo needs, builds, and runs.
-#   ./qpo.sh demo     the main job on embedded defaults (throwaway PostgreSQL cluster)
+#   ./qpo.sh demo     the main job on embedded defaults (qpo demo: throwaway PostgreSQL cluster)
 #   ./qpo.sh test     the whole test suite (ctest)
 #   ./qpo.sh test-sanitize   the suite again under ASan+UBSan
 #   ./qpo.sh build | deps
@@ -69,6 +69,6 @@ case "${1:-help}" in
     # the CUDA runtime's own allocations would read as leaks.
     deps; npm_deps; build build-asan -DQPO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DQPO_CUDA=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests build-asan ;;
-  demo) deps; build build; shift; exec scripts/demo.sh "$@" ;;
+  demo) deps; build build; shift; exec build/qpo demo "$@" ;;
   *) sed -n '2,8p' "$0"; exit 2 ;;
 esac

@@ -38,6 +38,9 @@ int qpo_cmd_data(int argc, char **argv);
 /* cli/report (over scheduler/'s tables and views) */
 int qpo_cmd_report(int argc, char **argv);
 
+/* cli/demo (runs the other commands as child processes) */
+int qpo_cmd_demo(int argc, char **argv);
+
 /* cli/ itself */
 int qpo_cmd_db(int argc, char **argv);
 

@@ -50,6 +50,9 @@ static const command commands[] = {
 #ifdef QPO_HAVE_REPORT
     {"report", qpo_cmd_report, "an experiment's plots as a self-contained HTML page"},
 #endif
+#ifdef QPO_HAVE_DEMO
+    {"demo", qpo_cmd_demo, "run an experiment end to end on a throwaway cluster and simulator"},
+#endif
     {"bench", cmd_bench, "benchmarks: queue, policy, llm, tokenizer"},
 };
 static const size_t ncommands = sizeof(commands) / sizeof(commands[0]);

@@ -2,24 +2,18 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "db.h"
 #include "migrate.h"
+#include "pg_cluster.h"
 
 struct qpo_pgtest {
-    char dir[256];     /* data directory; also the socket directory */
-    char bindir[256];
-    int port;
-    bool as_postgres;  /* running as root: drop to the postgres user for server commands */
+    qpo_pg_cluster *cluster;
     char conninfo[512];
     int ndbs;
     bool template_ready;
@@ -37,105 +31,8 @@ static void die(const char *fmt, ...) {
     abort();
 }
 
-/* Runs argv (as postgres when needed), output to the log file; returns the exit status. */
-static int run(qpo_pgtest *pg, char *const argv[]) {
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        char log[300];
-        snprintf(log, sizeof(log), "%s.log", pg->dir);
-        if (!freopen(log, "a", stdout) || !freopen(log, "a", stderr))
-            _exit(127);
-        if (pg->as_postgres) {
-            char *full[32] = {"runuser", "-u", "postgres", "--"};
-            int n = 4;
-            for (int i = 0; argv[i] && n < 31; i++)
-                full[n++] = argv[i];
-            full[n] = NULL;
-            execvp("runuser", full);
-        } else {
-            execvp(argv[0], argv);
-        }
-        _exit(127);
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-static void find_bindir(qpo_pgtest *pg) {
-    const char *env = getenv("QPO_PG_BINDIR");
-    if (env && *env) {
-        snprintf(pg->bindir, sizeof(pg->bindir), "%s", env);
-        return;
-    }
-    for (int major = 17; major >= 13; major--) {
-        char path[256];
-        snprintf(path, sizeof(path), "/usr/lib/postgresql/%d/bin/initdb", major);
-        if (access(path, X_OK) == 0) {
-            snprintf(pg->bindir, sizeof(pg->bindir), "/usr/lib/postgresql/%d/bin", major);
-            return;
-        }
-    }
-    pg->bindir[0] = '\0'; /* rely on PATH */
-}
-
-static void tool(qpo_pgtest *pg, const char *name, char *out, size_t n) {
-    if (pg->bindir[0])
-        snprintf(out, n, "%s/%s", pg->bindir, name);
-    else
-        snprintf(out, n, "%s", name);
-}
-
-static void make_dir(qpo_pgtest *pg) {
-    snprintf(pg->dir, sizeof(pg->dir), "/tmp/qpo-pgtest-XXXXXX");
-    if (!mkdtemp(pg->dir))
-        die("mkdtemp: %s", strerror(errno));
-    if (pg->as_postgres) {
-        struct passwd *pw = getpwnam("postgres");
-        if (!pw)
-            die("running as root but there is no 'postgres' user (install postgresql)");
-        char log[300];
-        snprintf(log, sizeof(log), "%s.log", pg->dir);
-        FILE *f = fopen(log, "w");
-        if (f)
-            fclose(f);
-        if (chown(pg->dir, pw->pw_uid, pw->pw_gid) < 0 || chown(log, pw->pw_uid, pw->pw_gid) < 0)
-            die("chown %s: %s", pg->dir, strerror(errno));
-    }
-}
-
-static void initdb(qpo_pgtest *pg) {
-    char bin[300];
-    tool(pg, "initdb", bin, sizeof(bin));
-    char *argv[] = {bin, "-D", pg->dir, "-A", "trust", "-U", "postgres", "-N",
-                    "-E", "UTF8", "--locale=C", NULL};
-    if (run(pg, argv) != 0)
-        die("initdb failed; see %s.log", pg->dir);
-}
-
-static void pg_ctl_start(qpo_pgtest *pg) {
-    char bin[300], opts[512], log[300];
-    tool(pg, "pg_ctl", bin, sizeof(bin));
-    snprintf(log, sizeof(log), "%s/server.log", pg->dir);
-    /* Unix socket only; fsync off: tests simulate process crashes, not power loss. */
-    snprintf(opts, sizeof(opts),
-             "-p %d -c listen_addresses='' -c unix_socket_directories='%s' -c fsync=off "
-             "-c full_page_writes=off -c max_connections=200",
-             pg->port, pg->dir);
-    char *argv[] = {bin, "-D", pg->dir, "-l", log, "-w", "-t", "60", "-o", opts, "start", NULL};
-    if (run(pg, argv) != 0)
-        die("pg_ctl start failed; see %s", log);
-}
-
-static void pg_ctl(qpo_pgtest *pg, const char *action, const char *mode) {
-    char bin[300];
-    tool(pg, "pg_ctl", bin, sizeof(bin));
-    char *argv[] = {bin, "-D", pg->dir, "-w", "-m", (char *)mode, (char *)action, NULL};
-    if (run(pg, argv) != 0 && strcmp(action, "stop") != 0)
-        die("pg_ctl %s failed; see %s/server.log", action, pg->dir);
+static void die_err(const char *what, const qpo_err *err) {
+    die("%s: %s (%s)", what, err->msg, err->detail);
 }
 
 static void stop_at_exit(void) {
@@ -145,15 +42,14 @@ static void stop_at_exit(void) {
 
 qpo_pgtest *qpo_pgtest_start(void) {
     qpo_pgtest *pg = calloc(1, sizeof(*pg));
-    pg->as_postgres = geteuid() == 0;
-    find_bindir(pg);
-    srand((unsigned)(time(NULL) ^ getpid()));
-    pg->port = 20000 + rand() % 20000;
-    make_dir(pg);
-    initdb(pg);
-    pg_ctl_start(pg);
-    snprintf(pg->conninfo, sizeof(pg->conninfo), "host=%s port=%d user=postgres dbname=postgres",
-             pg->dir, pg->port);
+    char dir[] = "/tmp/qpo-pgtest-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp: %s", strerror(errno));
+    qpo_err err = {0};
+    pg->cluster = qpo_pg_cluster_start(dir, &err);
+    if (!pg->cluster)
+        die_err("starting a throwaway cluster", &err);
+    snprintf(pg->conninfo, sizeof(pg->conninfo), "%s", qpo_pg_cluster_conninfo(pg->cluster));
     if (!live_cluster) {
         live_cluster = pg;
         atexit(stop_at_exit);
@@ -184,8 +80,7 @@ static void prepare_template(qpo_pgtest *pg) {
     admin_exec(admin, "CREATE DATABASE qpo_template");
     PQfinish(admin);
     char info[600];
-    snprintf(info, sizeof(info), "host=%s port=%d user=postgres dbname=qpo_template", pg->dir,
-             pg->port);
+    qpo_pg_cluster_conninfo_db(pg->cluster, "qpo_template", info, sizeof(info));
     qpo_err err = {0};
     PGconn *conn = qpo_db_connect(info, "pgtest", &err);
     if (!conn || qpo_migrate(conn, NULL, &err) < 0)
@@ -204,33 +99,35 @@ const char *qpo_pgtest_new_db(qpo_pgtest *pg) {
     PGconn *admin = admin_connect(pg);
     admin_exec(admin, sql);
     PQfinish(admin);
-    snprintf(info, sizeof(info), "host=%s port=%d user=postgres dbname=t%d", pg->dir, pg->port,
-             pg->ndbs);
+    char name[32];
+    snprintf(name, sizeof(name), "t%d", pg->ndbs);
+    qpo_pg_cluster_conninfo_db(pg->cluster, name, info, sizeof(info));
     return info;
 }
 
 void qpo_pgtest_restart(qpo_pgtest *pg) {
-    pg_ctl(pg, "stop", "fast");
-    pg_ctl_start(pg);
+    qpo_err err = {0};
+    if (qpo_pg_cluster_halt(pg->cluster, "fast", &err) < 0 ||
+        qpo_pg_cluster_resume(pg->cluster, &err) < 0)
+        die_err("restarting the cluster", &err);
 }
 
 void qpo_pgtest_crash(qpo_pgtest *pg) {
-    pg_ctl(pg, "stop", "immediate");
+    qpo_err err = {0};
+    if (qpo_pg_cluster_halt(pg->cluster, "immediate", &err) < 0)
+        die_err("crashing the cluster", &err);
 }
 
 void qpo_pgtest_start_again(qpo_pgtest *pg) {
-    pg_ctl_start(pg);
+    qpo_err err = {0};
+    if (qpo_pg_cluster_resume(pg->cluster, &err) < 0)
+        die_err("starting the cluster again", &err);
 }
 
 void qpo_pgtest_stop(qpo_pgtest *pg) {
-    if (!pg || !pg->dir[0])
+    if (!pg)
         return;
-    pg_ctl(pg, "stop", "immediate");
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s.log'", pg->dir, pg->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "pgtest: could not remove %s\n", pg->dir);
-    pg->dir[0] = '\0';
+    qpo_pg_cluster_stop(pg->cluster, true);
     if (live_cluster == pg)
         live_cluster = NULL;
     free(pg);

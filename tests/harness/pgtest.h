@@ -1,11 +1,9 @@
 #ifndef QPO_PGTEST_H
 #define QPO_PGTEST_H
 
-/* A throwaway PostgreSQL cluster for integration tests: initdb into a temp dir, pg_ctl start on
- * a unix socket in that dir (no TCP), torn down by qpo_pgtest_stop() or at exit. When run as
- * root (CI, sessions) the cluster runs as the `postgres` user, since initdb refuses root.
- * PostgreSQL binaries: $QPO_PG_BINDIR, else `pg_config --bindir`'s sibling server dir
- * /usr/lib/postgresql/<major>/bin, else PATH. */
+/* A throwaway PostgreSQL cluster for integration tests (common/pg_cluster.h, the one `qpo demo`
+ * uses too) in a temp dir under /tmp, torn down by qpo_pgtest_stop() or at exit, plus a
+ * migrated template database each test clones. Failures abort the test program. */
 
 #include <stdbool.h>
 
