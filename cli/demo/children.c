@@ -85,7 +85,7 @@ static void capture(int fd, char **out) {
     *out = buf;
 }
 
-int demo_run(char *const argv[], char **out, qpo_err *err) {
+int demo_run(char *const argv[], char **out, bool quiet, qpo_err *err) {
     int fds[2] = {-1, -1};
     if (out && pipe(fds) < 0)
         return qpo_err_set(err, QPO_EXIT_RUNTIME, "pipe: %s", strerror(errno));
@@ -99,6 +99,8 @@ int demo_run(char *const argv[], char **out, qpo_err *err) {
             dup2(fds[1], STDOUT_FILENO);
             close(fds[1]);
         }
+        if (quiet && redirect(STDERR_FILENO, "/dev/null") < 0)
+            _exit(127);
         exec_self(argv);
     }
     if (out) {

@@ -23,9 +23,10 @@ typedef struct demo_child {
 int demo_spawn(demo_child *c, char *const argv[], const char *out_path, qpo_err *err);
 
 /* Runs `qpo ARGV...` to completion. With out, its stdout is captured into *out (malloc'd,
- * NUL-terminated), else it goes to ours; stderr always goes to ours. Returns its exit status
- * (128 + signal when killed, -1 with err set when it could not be started). */
-int demo_run(char *const argv[], char **out, qpo_err *err);
+ * NUL-terminated), else it goes to ours; stderr goes to ours unless quiet (a second run of a
+ * command whose warnings were shown already). Returns its exit status (128 + signal when
+ * killed, -1 with err set when it could not be started). */
+int demo_run(char *const argv[], char **out, bool quiet, qpo_err *err);
 
 /* Reaps c when it has exited; true when it is gone. */
 bool demo_child_exited(demo_child *c);

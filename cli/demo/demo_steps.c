@@ -47,7 +47,7 @@ static void sleep_ms(int ms) {
 }
 
 static int run_step(char *const argv[], qpo_err *err) {
-    int rc = demo_run(argv, NULL, err);
+    int rc = demo_run(argv, NULL, false, err);
     if (rc < 0)
         return -1;
     if (rc == 0)
@@ -231,7 +231,7 @@ int demo_submit(demo_ctx *d, qpo_err *err) {
         return qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot write %s", path);
     char *out = NULL;
     char *argv[] = {"submit", path, NULL};
-    int rc = demo_run(argv, &out, err);
+    int rc = demo_run(argv, &out, false, err);
     if (rc == 0 && out && sscanf(out, "%lld", &d->experiment) == 1) {
         printf("experiment %lld submitted (%s)\n", d->experiment, path);
         free(out);
@@ -358,7 +358,7 @@ static int results_into(demo_ctx *d, const char *exp, const char *format, const 
                         bool show, qpo_err *err) {
     char *out = NULL, path[700];
     char *argv[] = {"results", (char *)exp, "--format", (char *)format, NULL};
-    int rc = demo_run(argv, &out, err);
+    int rc = demo_run(argv, &out, !show, err);
     if (rc != 0) {
         free(out);
         return rc < 0
@@ -378,7 +378,7 @@ static void maybe_report(demo_ctx *d, const char *exp) {
     qpo_err ignored = {0};
     char *help = NULL;
     char *probe[] = {"help", NULL};
-    if (demo_run(probe, &help, &ignored) != 0 || !strstr(help, "\n  report ")) {
+    if (demo_run(probe, &help, true, &ignored) != 0 || !strstr(help, "\n  report ")) {
         free(help);
         return;
     }
@@ -386,7 +386,7 @@ static void maybe_report(demo_ctx *d, const char *exp) {
     char dir[700];
     demo_path(d, "report", dir, sizeof(dir));
     char *argv[] = {"report", (char *)exp, "--out", dir, NULL};
-    if (demo_run(argv, NULL, &ignored) == 0)
+    if (demo_run(argv, NULL, false, &ignored) == 0)
         printf("report: %s/index.html\n", dir);
 }
 
