@@ -41,7 +41,8 @@ deps() {
 
 build() {
   local dir=${1:-build} ; shift || true
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  # -Werror is explicit here so that CI keeps it whatever the option's default becomes.
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQPO_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j"$(nproc)"
 }
 

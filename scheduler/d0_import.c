@@ -76,7 +76,7 @@ static int rewards(const json_t *m, const char *setting, const qpo_task *task, i
             return -1;
         raw = qpo_reward_raw(QPO_REWARD_FEW_SHOT, acc, avg, 0);
     } else if (task->type == QPO_TASK_MATH) {
-        double nll;
+        double nll = 0; /* rec_err always fails, but -O3 cannot see that through varargs */
         if (unit_interval(m, "zero_shot_correct", &acc, err) < 0 ||
             unit_interval(m, "zero_shot_avg_acc", &avg, err) < 0 ||
             number(m, "zero_shot_perplexity", &nll, err) < 0)
