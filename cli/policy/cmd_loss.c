@@ -78,11 +78,14 @@ static int run(qpo_policy *p, const loss_args *a, const qpo_records *r, qpo_err 
         json_array_append_new(losses, json_real(ls[s].loss));
     json_t *o = json_pack("{s:f, s:f, s:f, s:o}", "ce", (double)l0.ce, "mse", (double)l0.mse,
                           "loss", (double)l0.loss, "losses", losses);
+    free(ls);
+    if (!o) /* json_pack refuses a non-finite loss: the weights or the batch overflowed */
+        return qpo_err_set(err, QPO_EXIT_RUNTIME, "the loss is not finite (ce %g, mse %g)",
+                           (double)l0.ce, (double)l0.mse);
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
     printf("%s\n", s);
     free(s);
     json_decref(o);
-    free(ls);
     return 0;
 }
 

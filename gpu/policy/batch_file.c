@@ -1,5 +1,6 @@
 /* Batch files in the layout `pgdt_torch.py ref` writes (batch.safetensors): query_ids,
  * query_mask, prompt_ids, prompt_mask [B,40] int32 and reward [B] fp32. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,23 @@ static int get(const qpo_st_file *f, const char *name, qpo_st_dtype dt, int64_t 
         return -1;
     }
     memcpy(dst, t->data, t->nbytes);
+    return 0;
+}
+
+/* Rewards are normalised to [0, 100] on D_0 and land near that range later; one beyond
+ * 1e6 is a corrupt file, and 1e30 already makes the squared return error overflow to Inf. */
+#define REWARD_ABS_MAX 1e6
+
+static int rewards_finite(const float *r, int64_t B, const char *path, char *errbuf,
+                          size_t errlen) {
+    for (int64_t i = 0; i < B; i++)
+        if (!isfinite(r[i]) || fabsf(r[i]) > REWARD_ABS_MAX) {
+            snprintf(errbuf, errlen,
+                     "%s: tensor 'reward' row %lld is %g: not a finite reward "
+                     "within +-%g",
+                     path, (long long)i, (double)r[i], REWARD_ABS_MAX);
+            return -1;
+        }
     return 0;
 }
 
@@ -39,7 +57,8 @@ int qpo_batch_file_load(const char *path, qpo_records *out, char *errbuf, size_t
                          errlen) ||
                      get(f, "prompt_mask", QPO_ST_I32, B, 40, out->prompt_mask, path, errbuf,
                          errlen) ||
-                     get(f, "reward", QPO_ST_F32, B, 0, out->reward, path, errbuf, errlen)
+                     get(f, "reward", QPO_ST_F32, B, 0, out->reward, path, errbuf, errlen) ||
+                     rewards_finite(out->reward, B, path, errbuf, errlen)
                  ? -1
                  : 0;
         if (rc)

@@ -84,12 +84,66 @@ static void test_failed_query_reports_sqlstate(void **state) {
     PQfinish(conn);
 }
 
+/* Runs sql; returns its SQLSTATE ("" when it succeeded). */
+static const char *sqlstate_of(PGconn *conn, const char *sql) {
+    static char state[8];
+    PGresult *res = PQexec(conn, sql);
+    const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    snprintf(state, sizeof(state), "%s",
+             PQresultStatus(res) == PGRES_COMMAND_OK ? ""
+             : s                                     ? s
+                                                     : "?");
+    PQclear(res);
+    return state;
+}
+
+/* double precision takes 'NaN' and 'Infinity'; the reward columns must not. */
+static void test_nonfinite_rewards_are_refused(void **state) {
+    qpo_err err = {0};
+    PGconn *conn = fresh_db();
+    assert_true(qpo_migrate(conn, NULL, &err) > 0);
+    /* Only the CHECKs are under test: replica mode skips the foreign keys to runs and jobs. */
+    assert_int_equal(qpo_db_exec(conn, "SET session_replication_role = replica", &err), 0);
+    static const char *const values[] = {"'NaN'", "'Infinity'", "'-Infinity'"};
+    char sql[1024];
+    for (int i = 0; i < 3; i++) {
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO qpo.d0_records (task, setting, target, source, query, prompt, acc, "
+                 "avg_acc, raw_reward) VALUES ('t', 'zero_shot', 'x', 's', 'q%d', 'p', 1, 1, %s)",
+                 i, values[i]);
+        assert_string_equal(sqlstate_of(conn, sql), "23514");
+        for (int col = 0; col < 4; col++) {
+            const char *v[4] = {"1", "50", "0", "2"};
+            v[col] = values[i];
+            snprintf(sql, sizeof(sql),
+                     "INSERT INTO qpo.rewards (run_id, loop, batch, item_id, query, prompt, "
+                     "correct, avg_acc, raw_reward, norm_reward, d0_min_raw, d0_max_raw, call_ids) "
+                     "VALUES (1, 1, 0, %d, 'q', 'p', true, 1, %s, %s, %s, %s, '{1}')",
+                     i * 4 + col, v[0], v[1], v[2], v[3]);
+            if (strcmp(sqlstate_of(conn, sql), "23514"))
+                fail_msg("accepted: %s", sql);
+        }
+    }
+    assert_string_equal(sqlstate_of(conn, "INSERT INTO qpo.d0_records (task, setting, target, "
+                                          "source, query, prompt, acc, avg_acc, raw_reward) "
+                                          "VALUES ('t', 'zero_shot', 'x', 's', 'q', 'p', 1, 1, "
+                                          "1e300)"),
+                        "");
+    assert_string_equal(sqlstate_of(conn, "INSERT INTO qpo.rewards (run_id, loop, batch, item_id, "
+                                          "query, prompt, correct, avg_acc, raw_reward, "
+                                          "norm_reward, d0_min_raw, d0_max_raw, call_ids) VALUES "
+                                          "(1, 1, 0, 99, 'q', 'p', true, 1, 1, 50, 0, 2, '{1}')"),
+                        "");
+    PQfinish(conn);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migrate_applies_each_file_once),
         cmocka_unit_test(test_changed_migration_is_refused),
         cmocka_unit_test(test_failed_query_reports_sqlstate),
+        cmocka_unit_test(test_nonfinite_rewards_are_refused),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     qpo_pgtest_stop(pg);

@@ -125,12 +125,64 @@ static void test_usage_errors(void **state) {
     free(w);
 }
 
+/* The fixture batch with one reward replaced, written to dir/bad.safetensors. */
+static void write_bad_batch(float bad) {
+    char errbuf[256], path[1100], *b = fixture_path("batch.safetensors");
+    qpo_st_file *f = qpo_st_open(b, errbuf, sizeof errbuf);
+    assert_non_null(f);
+    qpo_st_writer *w = qpo_st_writer_new();
+    for (size_t i = 0; i < qpo_st_count(f); i++) {
+        const qpo_st_tensor *t = qpo_st_at(f, i);
+        void *data = malloc(t->nbytes);
+        memcpy(data, t->data, t->nbytes);
+        if (!strcmp(t->name, "reward"))
+            ((float *)data)[1] = bad;
+        assert_int_equal(qpo_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, data), 0);
+        free(data);
+    }
+    snprintf(path, sizeof path, "%s/bad.safetensors", dir);
+    assert_int_equal(qpo_st_writer_write(w, path, errbuf, sizeof errbuf), 0);
+    qpo_st_writer_free(w);
+    qpo_st_close(f);
+    free(b);
+}
+
+static const char *stderr_text(void) {
+    static char buf[4096];
+    char p[1100];
+    snprintf(p, sizeof p, "%s/stderr", dir);
+    FILE *f = fopen(p, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+/* A NaN, Inf or 1e30 reward used to reach json_pack as a non-finite loss and crash printf. */
+static void test_loss_refuses_nonfinite_rewards(void **state) {
+    (void)state;
+    const float bad[] = {NAN, INFINITY, -INFINITY, 1e30f};
+    char args[2048], *w = fixture_path("weights.safetensors");
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        write_bad_batch(bad[i]);
+        snprintf(args, sizeof args,
+                 "policy loss --weights '%s' --batch '%s/bad.safetensors' --json", w, dir);
+        assert_int_equal(qpo(args, NULL, NULL), 2);
+        const char *e = stderr_text();
+        if (!strstr(e, "'reward' row 1") || !strstr(e, "not a finite reward"))
+            fail_msg("reward %g: stderr was: %s", (double)bad[i], e);
+    }
+    free(w);
+}
+
 int main(void) {
     dir = temp_dir();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_matches_reference),
         cmocka_unit_test(test_init_and_sample),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_loss_refuses_nonfinite_rewards),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[600];
