@@ -1,5 +1,7 @@
 /* qpo jobs enqueue|list|show|retry|cancel: the operator's view of the queue. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,21 @@ static int parse_id(const char *s, int64_t *id) {
     if (!s || end == s || *end || v <= 0)
         return bad_usage("job id must be a positive integer, not '%s'", s ? s : "");
     *id = v;
+    return 0;
+}
+
+/* A whole decimal in [lo, hi]: atoi turned "abc" into 0 and wrapped large numbers. */
+static int parse_int(const char *opt, const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno == ERANGE || v < lo || v > hi) {
+        fprintf(stderr, "qpo: error: --%s must be an integer in %ld..%ld, not '%s'\n", opt, lo, hi,
+                s);
+        fprintf(stderr, "  hint: 'qpo jobs --help' shows the actions\n");
+        return QPO_EXIT_USAGE;
+    }
+    *out = (int)v;
     return 0;
 }
 
@@ -86,10 +103,13 @@ static int parse_args(int argc, char **argv, jobs_args *a) {
             a->payload = optarg;
             break;
         case 'P':
-            a->priority = atoi(optarg);
+            if (parse_int("priority", optarg, INT_MIN, INT_MAX, &a->priority))
+                return QPO_EXIT_USAGE;
             break;
         case 'm':
-            a->max_attempts = atoi(optarg);
+            /* 0 is the struct's "unset" (the kind's default), so an explicit 0 is refused */
+            if (parse_int("max-attempts", optarg, 1, 1000, &a->max_attempts))
+                return QPO_EXIT_USAGE;
             break;
         case 'k':
             a->key = optarg;
@@ -105,7 +125,8 @@ static int parse_args(int argc, char **argv, jobs_args *a) {
                 return QPO_EXIT_USAGE;
             break;
         case 'c':
-            a->count = atoi(optarg);
+            if (parse_int("count", optarg, 1, 1000000, &a->count))
+                return QPO_EXIT_USAGE;
             break;
         case 's':
             a->state = optarg;
@@ -114,7 +135,8 @@ static int parse_args(int argc, char **argv, jobs_args *a) {
             a->kind = optarg;
             break;
         case 'l':
-            a->limit = atoi(optarg);
+            if (parse_int("limit", optarg, 1, 1000000, &a->limit))
+                return QPO_EXIT_USAGE;
             break;
         case 'R':
             a->reason = optarg;
@@ -137,6 +159,13 @@ static int parse_args(int argc, char **argv, jobs_args *a) {
 }
 
 static int do_enqueue(PGconn *conn, jobs_args *a, const char *kind, qpo_err *err) {
+    PGresult *known = qpo_db_named(conn, "queue_kind_known", 1, &kind, err);
+    if (!known)
+        return -1;
+    int ntuples = PQntuples(known);
+    PQclear(known);
+    if (ntuples == 0)
+        return bad_usage("unknown job kind '%s': no worker handles it (see qpo.job_kinds)", kind);
     int64_t *parents = NULL;
     size_t nparents = 0;
     if (a->after && parse_parents(a->after, &parents, &nparents)) {

@@ -178,6 +178,10 @@ SELECT qpo.cancel_job($1::bigint, $2);
 -- name: queue_retry
 SELECT qpo.retry_job($1::bigint);
 
+-- name: queue_kind_known
+-- $1 kind: one row when a worker handles it (a job of any other kind stays queued forever).
+SELECT 1 FROM qpo.job_kinds WHERE kind = $1;
+
 -- name: queue_list
 -- $1 state or NULL, $2 kind or NULL, $3 run id or NULL, $4 limit.
 SELECT id, kind, class, state, priority, attempt, max_attempts, coalesce(lease_owner, ''),

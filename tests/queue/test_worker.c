@@ -197,12 +197,58 @@ static void test_jobs_cli(void **state) {
     PQfinish(d.conn);
 }
 
+/* Runs `qpo ARGS --db info`; returns the exit code, stderr in err (first n-1 bytes). */
+static int qpo_cli_stderr(const char *info, char *err, size_t n, const char *args) {
+    char cmd[1400];
+    snprintf(cmd, sizeof(cmd), "'%s' %s --db '%s' 2>&1 >/dev/null", qpo_test_binary(), args, info);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(err, 1, n - 1, p);
+    err[got] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Each used to be accepted: an unknown kind queued forever, atoi's 0 for "abc", a wrapped
+ * large number, and --max-attempts 0 silently becoming the kind's default. */
+static void test_jobs_enqueue_refuses_bad_input(void **state) {
+    db d;
+    fresh(&d);
+    static const struct {
+        const char *args, *want;
+    } cases[] = {
+        {"jobs enqueue no-such-kind", "unknown job kind 'no-such-kind'"},
+        {"jobs enqueue noop --priority abc", "--priority must be an integer"},
+        {"jobs enqueue noop --priority 3x", "not '3x'"},
+        {"jobs enqueue noop --priority 99999999999999999999", "--priority must be an integer"},
+        {"jobs enqueue noop --priority 4294967296", "not '4294967296'"},
+        {"jobs enqueue noop --max-attempts 0", "--max-attempts must be an integer in 1.."},
+        {"jobs enqueue noop --max-attempts -3", "--max-attempts must be"},
+        {"jobs enqueue noop --count 4294967297", "--count must be an integer"},
+        {"jobs list --limit abc", "--limit must be an integer"},
+    };
+    char err[2048];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        int rc = qpo_cli_stderr(d.info, err, sizeof(err), cases[i].args);
+        if (rc != 2 || !strstr(err, cases[i].want))
+            fail_msg("%s: exit %d, stderr: %s", cases[i].args, rc, err);
+    }
+    assert_int_equal(qt_int(d.conn, "SELECT count(*) FROM qpo.jobs"), 0);
+    assert_int_equal(qpo_cli_stderr(d.info, err, sizeof(err),
+                                    "jobs enqueue noop --priority -7 --max-attempts 2"),
+                     0);
+    assert_string_equal(qt_text(d.conn, "SELECT priority || ' ' || max_attempts FROM qpo.jobs"),
+                        "-7 2");
+    PQfinish(d.conn);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_kinds_and_retries),
         cmocka_unit_test(test_bad_usage_exits_2),
         cmocka_unit_test(test_jobs_cli),
+        cmocka_unit_test(test_jobs_enqueue_refuses_bad_input),
         cmocka_unit_test(test_cancel_running_job),
         cmocka_unit_test(test_sigterm_drains_then_releases),
         cmocka_unit_test(test_worker_survives_server_restart),
