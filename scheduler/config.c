@@ -10,6 +10,7 @@
 #include "gpt2_weights.h"
 #include "hyper.h"
 #include "tasks.h"
+#include "url.h"
 
 #define NAME_PATTERN "^[A-Za-z0-9_.:-]+$"
 
@@ -224,6 +225,11 @@ static int check_target(const json_t *t, const char *where, json_t *out, qpo_err
     const char *url = json_string_value(json_object_get(out, "base_url"));
     if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
         return bad(err, "%s.base_url: \"%s\" must start with http:// or https://", where, url);
+    if (qpo_url_has_credentials(url)) /* not echoed: the URL holds a password */
+        return bad(err,
+                   "%s.base_url: must not hold credentials (user:password@); give the key "
+                   "with api_key_env or api_key_file",
+                   where);
     int has_env = json_object_get(t, "api_key_env") != NULL;
     int has_file = json_object_get(t, "api_key_file") != NULL;
     if (has_env && has_file)
@@ -551,6 +557,12 @@ json_t *qpo_config_load_file(const char *path, qpo_err *err) {
     json_error_t jerr;
     json_t *cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!cfg) {
+        /* jansson reports -1:-1 when the file cannot be opened: there is no position then */
+        if (jerr.line < 0) {
+            qpo_err_set(err, QPO_EXIT_USAGE, "%s: cannot read the config file", path);
+            qpo_err_detail(err, "%s", jerr.text);
+            return NULL;
+        }
         qpo_err_set(err, QPO_EXIT_USAGE, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
         qpo_err_hint(err, "experiment configs are JSON objects (config/README.md)");
         return NULL;

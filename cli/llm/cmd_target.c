@@ -12,6 +12,7 @@
 #include "llm.h"
 #include "llm_cli.h"
 #include "tasks.h"
+#include "url.h"
 
 static const char *const usage_text =
     "usage: qpo target check --target URL --model M [options]\n"
@@ -135,6 +136,11 @@ static int parse_args(int argc, char **argv, target_args *a, qpo_err *err) {
     if (!a->tgt.url || !a->tgt.model) {
         qpo_err_set(err, QPO_EXIT_USAGE, "--target and --model are required");
         qpo_err_hint(err, "e.g. qpo target check --target http://127.0.0.1:8000 --model M");
+        return -1;
+    }
+    if (qpo_url_has_credentials(a->tgt.url)) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "--target must not hold credentials (user:password@)");
+        qpo_err_hint(err, "give the key with --api-key-env or --api-key-file");
         return -1;
     }
     return 0;

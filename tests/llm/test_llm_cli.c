@@ -161,6 +161,12 @@ static void test_unreachable_and_usage(void **state) {
     unsetenv("QPO_TEST_UNSET_VAR_X");
     assert_int_equal(run_qpo(nokey), 2);
     assert_non_null(strstr(out, "QPO_TEST_UNSET_VAR_X"));
+    /* Refused before any request, so the password reaches neither the wire nor the screen. */
+    const char *creds[] = {"target",  "check", "--target", "http://bob:s3cret-pw@127.0.0.1:1",
+                           "--model", "m",     NULL};
+    assert_int_equal(run_qpo(creds), 2);
+    assert_non_null(strstr(out, "--target must not hold credentials"));
+    assert_null(strstr(out, "s3cret-pw"));
 }
 
 int main(void) {

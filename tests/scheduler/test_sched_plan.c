@@ -324,8 +324,43 @@ static void test_invalid_config_by_cli_writes_nothing(void **state) {
     assert_non_null(strstr(r.err, "tasks[1]: unknown task \"tweet\"; known: "));
     unlink(path);
     free(path);
+    /* jansson's "-1:-1" position for a file it cannot open used to reach the user */
+    const char *missing[] = {"submit", "/nonexistent/missing.json", NULL};
+    qpo_run(&r, info, NULL, missing);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "/nonexistent/missing.json: cannot read the config file"));
+    assert_null(strstr(r.err, "-1"));
     PGconn *conn = test_connect(info);
     assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.experiments"), 0);
+    PQfinish(conn);
+}
+
+/* A password in a target URL used to be stored in qpo.targets and printed back. */
+static void test_credentials_in_target_url_are_refused(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    static const char *const urls[] = {"http://alice:s3cret-pw@127.0.0.1:9/v1",
+                                       "https://s3cret-pw@example.org"};
+    for (int i = 0; i < 2; i++) {
+        char cfg[512];
+        snprintf(cfg, sizeof(cfg),
+                 "{\"tasks\": [\"gsm8k\"], \"settings\": [\"zero_shot\"], \"seeds\": [0], "
+                 "\"targets\": [{\"name\": \"t\", \"base_url\": \"%s\", \"model\": \"m\"}]}",
+                 urls[i]);
+        char *path = write_temp(cfg);
+        qpo_run_result r;
+        const char *argv[] = {"submit", path, NULL};
+        qpo_run(&r, info, NULL, argv);
+        unlink(path);
+        free(path);
+        assert_int_equal(r.exit_code, 2);
+        assert_non_null(strstr(r.err, "targets[0].base_url: must not hold credentials"));
+        assert_null(strstr(r.err, "s3cret-pw"));
+        assert_null(strstr(r.out, "s3cret-pw"));
+    }
+    PGconn *conn = test_connect(info);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.experiments"), 0);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.targets"), 0);
     PQfinish(conn);
 }
 
@@ -541,6 +576,7 @@ int main(void) {
         cmocka_unit_test(test_submit_by_cli_and_plan_exact_dag),
         cmocka_unit_test(test_submit_by_sql_notifies_and_plans),
         cmocka_unit_test(test_invalid_config_by_cli_writes_nothing),
+        cmocka_unit_test(test_credentials_in_target_url_are_refused),
         cmocka_unit_test(test_pretrained_without_weights_warns_at_submit),
         cmocka_unit_test(test_invalid_config_by_sql_is_marked_invalid),
         cmocka_unit_test(test_target_clash_rolls_back),
