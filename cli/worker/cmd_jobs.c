@@ -158,6 +158,29 @@ static int parse_args(int argc, char **argv, jobs_args *a) {
     return 0;
 }
 
+/* Names the --after ids that are no job, instead of a bare foreign-key SQLSTATE. */
+static int missing_parents(PGconn *conn, const int64_t *ids, size_t n, qpo_err *err) {
+    size_t cap = n * 21 + 3, len = 1;
+    char *arr = malloc(cap);
+    arr[0] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+    snprintf(arr + len, cap - len, "}");
+    const char *params[] = {arr};
+    PGresult *res = qpo_db_named(conn, "queue_missing_parents", 1, params, err);
+    free(arr);
+    if (!res)
+        return -1;
+    int rc = 0;
+    if (PQgetvalue(res, 0, 0)[0]) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "--after names no such job: %s", PQgetvalue(res, 0, 0));
+        qpo_err_hint(err, "'qpo jobs list' shows the jobs");
+        rc = -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
 static int do_enqueue(PGconn *conn, jobs_args *a, const char *kind, qpo_err *err) {
     PGresult *known = qpo_db_named(conn, "queue_kind_known", 1, &kind, err);
     if (!known)
@@ -171,6 +194,10 @@ static int do_enqueue(PGconn *conn, jobs_args *a, const char *kind, qpo_err *err
     if (a->after && parse_parents(a->after, &parents, &nparents)) {
         free(parents);
         return QPO_EXIT_USAGE;
+    }
+    if (nparents && missing_parents(conn, parents, nparents, err)) {
+        free(parents);
+        return -1; /* printed by the caller; exit 2 for a usage error */
     }
     qpo_enqueue_opts *o = calloc((size_t)a->count, sizeof(*o));
     int64_t *ids = calloc((size_t)a->count, sizeof(int64_t));

@@ -182,6 +182,12 @@ SELECT qpo.retry_job($1::bigint);
 -- $1 kind: one row when a worker handles it (a job of any other kind stays queued forever).
 SELECT 1 FROM qpo.job_kinds WHERE kind = $1;
 
+-- name: queue_missing_parents
+-- $1 '{id,...}': those that name no job (the foreign key would only say 23503), '' if none.
+SELECT coalesce(string_agg(p::text, ', ' ORDER BY p), '')
+  FROM unnest($1::bigint[]) AS p
+ WHERE NOT EXISTS (SELECT 1 FROM qpo.jobs j WHERE j.id = p);
+
 -- name: queue_list
 -- $1 state or NULL, $2 kind or NULL, $3 run id or NULL, $4 limit.
 SELECT id, kind, class, state, priority, attempt, max_attempts, coalesce(lease_owner, ''),

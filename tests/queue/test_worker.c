@@ -226,6 +226,8 @@ static void test_jobs_enqueue_refuses_bad_input(void **state) {
         {"jobs enqueue noop --max-attempts -3", "--max-attempts must be"},
         {"jobs enqueue noop --count 4294967297", "--count must be an integer"},
         {"jobs list --limit abc", "--limit must be an integer"},
+        /* used to print SQLSTATE 23503 with no words */
+        {"jobs enqueue noop --after 999999", "--after names no such job: 999999"},
     };
     char err[2048];
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
