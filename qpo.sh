@@ -3,7 +3,8 @@
 #   ./qpo.sh demo     the main job on embedded defaults (qpo demo: throwaway PostgreSQL cluster)
 #   ./qpo.sh test     the whole test suite (ctest)
 #   ./qpo.sh test-sanitize   the suite again under ASan+UBSan
-#   ./qpo.sh build | deps
+#   ./qpo.sh cuda-check      compile the CUDA backend (policy-only build) and run its gpu tests
+#   ./qpo.sh build | deps     (QPO_CUDA=AUTO in the environment builds the CUDA backend in)
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -61,15 +62,33 @@ run_tests() {
   (cd "$dir" && ctest --output-on-failure -j"${QPO_TEST_JOBS:-2}")
 }
 
+# The CUDA backend links cuBLAS/cuBLASLt, whose loading adds ~1.7 s and ~200 MB to every qpo
+# process (measured 2026-11-30), which the many short-lived processes of the tests and the demo
+# pay for nothing on a machine without a GPU. So the default build is CPU-only; QPO_CUDA=AUTO
+# (or ON) in the environment builds it in, and `cuda-check` compiles it on its own.
+cuda=${QPO_CUDA:-OFF}
+
+# Compile-checks the CUDA backend where nvcc is (policy-only build) and runs the gpu-labelled
+# tests, which skip with a message when no device is visible.
+cuda_check() {
+  if ! command -v nvcc >/dev/null && [ ! -x /usr/local/cuda/bin/nvcc ]; then
+    echo "qpo.sh: no nvcc: CUDA backend not compiled" >&2
+    return 0
+  fi
+  build build-cuda -DQPO_POLICY_ONLY=ON -DQPO_CUDA=ON
+  (cd build-cuda && ctest --output-on-failure -L gpu)
+}
+
 case "${1:-help}" in
   deps) deps ;;
-  build) deps; build build ;;
-  test) deps; npm_deps; build build; run_tests build ;;
+  build) deps; build build -DQPO_CUDA="$cuda" ;;
+  test) deps; npm_deps; build build -DQPO_CUDA="$cuda"; run_tests build ;;
+  cuda-check) deps; cuda_check ;;
   test-sanitize)
     # CPU-only: ASan cannot see device code (compute-sanitizer can, on a GPU machine), and
     # the CUDA runtime's own allocations would read as leaks.
     deps; npm_deps; build build-asan -DQPO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DQPO_CUDA=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests build-asan ;;
-  demo) deps; build build; shift; exec build/qpo demo "$@" ;;
+  demo) deps; build build -DQPO_CUDA="$cuda"; shift; exec build/qpo demo "$@" ;;
   *) sed -n '2,8p' "$0"; exit 2 ;;
 esac
