@@ -38,6 +38,10 @@ int qpo_cmd_data(int argc, char **argv);
 /* cli/report (over scheduler/'s tables and views) */
 int qpo_cmd_report(int argc, char **argv);
 
+/* cli/trainer (workers/trainer's runs and checkpoints) */
+int qpo_cmd_prompt(int argc, char **argv);
+int qpo_cmd_export(int argc, char **argv);
+
 /* cli/demo (runs the other commands as child processes) */
 int qpo_cmd_demo(int argc, char **argv);
 

@@ -50,6 +50,10 @@ static const command commands[] = {
 #ifdef QPO_HAVE_REPORT
     {"report", qpo_cmd_report, "an experiment's plots as a self-contained HTML page"},
 #endif
+#ifdef QPO_HAVE_TRAINER_CLI
+    {"prompt", qpo_cmd_prompt, "the prompt a trained policy writes for a new query"},
+    {"export", qpo_cmd_export, "a loop's policies, tokenizer, config and prompts to a folder"},
+#endif
 #ifdef QPO_HAVE_DEMO
     {"demo", qpo_cmd_demo, "run an experiment end to end on a throwaway cluster and simulator"},
 #endif

@@ -16,7 +16,7 @@ static void worker_usage(FILE *out) {
         "usage: qpo worker --class cpu|gpu [--name NAME] [--kinds K1,K2] [--concurrency N]\n"
         "                  [--prefetch N] [--lease SECONDS] [--exit-when-idle] [--grace SECONDS]\n"
         "                  [--poll SECONDS] [--backoff-ms BASE[,CAP]] [--db CONNINFO]\n"
-        "                  [--backend cpu|cuda|cuda-bf16|auto]\n\n"
+        "                  [--backend cpu|cuda|cuda-bf16|auto] [--artifacts dir|pg]\n\n"
         "Claims jobs of one class and runs them on N handler threads. SIGTERM/SIGINT: stop\n"
         "claiming, let running jobs finish within --grace (default 30 s), then put them\n"
         "back in the queue without spending an attempt; a second signal does that at once.\n\n"
@@ -32,7 +32,10 @@ static void worker_usage(FILE *out) {
         "  --backoff-ms     retry delay before attempt 2, doubling, capped (default "
         "1000,600000)\n"
         "  --backend        gpu class: where the policy computes (default auto: CUDA when a\n"
-        "                   device is visible, else the CPU)\n\n"
+        "                   device is visible, else the CPU)\n"
+        "  --artifacts      gpu class: where train keeps checkpoints: dir (a folder on this\n"
+        "                   machine, $QPO_CHECKPOINT_DIR; the default) or pg (PostgreSQL, so a\n"
+        "                   retry can run on another machine); sets $QPO_ARTIFACTS\n\n"
         "kinds in this binary:");
     for (size_t i = 0; i < qpo_handler_count(); i++)
         fprintf(out, " %s(%s)", qpo_handler_at(i)->kind, qpo_handler_at(i)->job_class);
@@ -99,6 +102,7 @@ int qpo_cmd_worker(int argc, char **argv) {
                                          {"backoff-ms", required_argument, NULL, 'b'},
                                          {"db", required_argument, NULL, 'd'},
                                          {"backend", required_argument, NULL, 'B'},
+                                         {"artifacts", required_argument, NULL, 'A'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     qpo_worker_opts o;
@@ -156,6 +160,11 @@ int qpo_cmd_worker(int argc, char **argv) {
             break;
         case 'B':
             backend = optarg;
+            break;
+        case 'A': /* read by the train job (workers/trainer/ckpt_store.h) */
+            if (strcmp(optarg, "dir") && strcmp(optarg, "pg"))
+                rc = usage_error("--artifacts is dir or pg, not '%s'", optarg);
+            setenv("QPO_ARTIFACTS", optarg, 1);
             break;
         case 'h':
             worker_usage(stdout);

@@ -27,8 +27,9 @@ WHERE run_id = $1 AND loop < $2
 ORDER BY loop, item_id, query, prompt;
 
 -- name: trainer_checkpoint_get
--- $1 run, $2 loop: the loop's final checkpoint.
-SELECT path, sha256, bytes, epochs, config::text FROM qpo.checkpoints
+-- $1 run, $2 loop: the loop's final checkpoint (artifact_epoch: the epoch in qpo.artifacts
+-- when the weights are kept in PostgreSQL, NULL when path is a file).
+SELECT path, sha256, bytes, epochs, config::text, artifact_epoch FROM qpo.checkpoints
 WHERE run_id = $1 AND loop = $2;
 
 -- name: trainer_collect_items

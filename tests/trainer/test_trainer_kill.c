@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt_store.h"
 #include "pgtest.h"
 #include "trainer_fixture.h"
 
@@ -26,17 +27,23 @@
 
 static qpo_pgtest *pg;
 
-static pid_t worker_start(const tfx *f, const char *name) {
+/* A gpu worker whose checkpoints go under ROOT, kept there (dir) or in PostgreSQL (pg). */
+static pid_t worker_start_at(const tfx *f, const char *name, const char *root,
+                             const char *artifacts) {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        setenv("QPO_CHECKPOINT_DIR", f->ckpt_root, 1);
+        setenv("QPO_CHECKPOINT_DIR", root, 1);
         execl(qpo_test_binary(), qpo_test_binary(), "worker", "--class", "gpu", "--kinds", "train",
               "--name", name, "--lease", "1", "--poll", "0.2", "--backoff-ms", "10,10", "--db",
-              f->conninfo, (char *)NULL);
+              f->conninfo, "--artifacts", artifacts, (char *)NULL);
         _exit(127);
     }
     return pid;
+}
+
+static pid_t worker_start(const tfx *f, const char *name) {
+    return worker_start_at(f, name, f->ckpt_root, "dir");
 }
 
 static int wait_exit(pid_t pid) {
@@ -181,10 +188,103 @@ static void test_sigkill_mid_training_resumes_bitwise(void **state) {
     tfx_teardown(&f);
 }
 
+static int files_under(const char *root) {
+    char cmd[600], buf[32] = "";
+    snprintf(cmd, sizeof cmd, "find '%s' -type f | wc -l", root);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(buf, sizeof buf, p));
+    pclose(p);
+    return atoi(buf);
+}
+
+/* Two "hosts" that share only PostgreSQL: two gpu workers with separate, empty checkpoint
+ * folders and --artifacts pg. The one holding the train job is SIGKILLed once epoch 2 is in
+ * the database; the other, already running, reaps the lease, resumes from epoch 2 read out of
+ * PostgreSQL, and ends on the weights of a run that was never interrupted. Neither folder keeps
+ * a file, and every large object belongs to a qpo.artifacts row. */
+static void test_two_hosts_share_only_postgres(void **state) {
+    (void)state;
+    tfx_opts opts = {.epochs_first = EPOCHS, .d0_queries = 24, .with_d0 = 1};
+    tfx calm;
+    tfx_setup(&calm, qpo_pgtest_new_db(pg), &opts);
+    char payload[256];
+    tfx_payload(&calm, "train", 1, payload, sizeof payload);
+    qpo_err err = {0};
+    assert_int_equal(tfx_run(&calm, qpo_trainer_job_train, payload, 0, NULL, &err), QPO_JOB_OK);
+    char *calm_path = db_str(calm.conn, "SELECT path FROM qpo.checkpoints WHERE loop = 1");
+
+    tfx f;
+    tfx_setup(&f, qpo_pgtest_new_db(pg), &opts);
+    char host_a[PATH_MAX], host_b[PATH_MAX], sql[512];
+    snprintf(host_a, sizeof host_a, "%s/host-a", f.ckpt_root);
+    snprintf(host_b, sizeof host_b, "%s/host-b", f.ckpt_root);
+    assert_int_equal(mkdir(host_a, 0755), 0);
+    assert_int_equal(mkdir(host_b, 0755), 0);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO qpo.jobs (kind, payload, run_id, max_attempts) VALUES ('train', '%s', "
+             "%lld, 3)",
+             payload, (long long)f.run_id);
+    db_ok(f.conn, sql);
+    pid_t w[2] = {worker_start_at(&f, "host-a", host_a, "pg"),
+                  worker_start_at(&f, "host-b", host_b, "pg")};
+    for (int i = 0; i < 60000 && db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoint_epochs "
+                                               "WHERE epoch >= 2") == 0;
+         i++)
+        usleep(2000);
+    char *owner = db_str(f.conn, "SELECT lease_owner FROM qpo.jobs WHERE state = 'running'");
+    int victim = !strcmp(owner, "host-b");
+    assert_true(victim || !strcmp(owner, "host-a"));
+    assert_int_equal(kill(w[victim], SIGKILL), 0);
+    assert_int_equal(wait_exit(w[victim]), 128 + SIGKILL);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints"), 0);
+
+    for (int i = 0; i < 1200 && db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state IN "
+                                              "('succeeded', 'dead')") == 0;
+         i++)
+        usleep(100000);
+    assert_int_equal(kill(w[!victim], SIGTERM), 0);
+    assert_int_equal(wait_exit(w[!victim]), 0);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM qpo.jobs WHERE state = 'succeeded' AND attempt = 2 AND "
+             "(result->>'resumed_from_epoch')::int >= 2 AND (SELECT worker FROM qpo.job_events "
+             "e WHERE e.job_id = jobs.id AND e.to_state = 'running' AND e.attempt = 2) = '%s'",
+             victim ? "host-a" : "host-b");
+    if (db_ll(f.conn, sql) != 1) {
+        char *ev = db_str(f.conn, "SELECT string_agg(to_state || ':' || coalesce(worker, ''), ' ') "
+                                  "FROM qpo.job_events");
+        fail_msg("the survivor did not resume and finish the job: %s", ev);
+    }
+
+    /* The final weights, read back out of PostgreSQL, are the calm run's bytes. */
+    char final[PATH_MAX + 16];
+    snprintf(final, sizeof final, "%s/final.safetensors", f.ckpt_root);
+    long long epoch = db_ll(f.conn, "SELECT artifact_epoch FROM qpo.checkpoints");
+    char *sha = db_str(f.conn, "SELECT sha256 FROM qpo.checkpoints");
+    assert_int_equal(qpo_ckpt_pg_fetch_file(f.conn, f.run_id, 1, (int)epoch, "policy.safetensors",
+                                            sha, final, 0, &err),
+                     0);
+    size_t na, nb;
+    unsigned char *a = slurp(calm_path, &na), *b = slurp(final, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    char *sa = db_str(calm.conn, "SELECT sha256 || final_loss FROM qpo.checkpoints");
+    char *sb = db_str(f.conn, "SELECT sha256 || final_loss FROM qpo.checkpoints");
+    assert_string_equal(sa, sb);
+    assert_int_equal(files_under(host_a) + files_under(host_b), 0);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM pg_largeobject_metadata m WHERE NOT "
+                                   "EXISTS (SELECT 1 FROM qpo.artifacts a WHERE a.oid = m.oid)"),
+                     0);
+    free(a), free(b), free(sa), free(sb), free(sha), free(owner), free(calm_path);
+    tfx_teardown(&calm);
+    tfx_teardown(&f);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigkill_mid_training_resumes_bitwise),
+        cmocka_unit_test(test_two_hosts_share_only_postgres),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     qpo_pgtest_stop(pg);

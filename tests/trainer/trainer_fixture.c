@@ -166,6 +166,7 @@ qpo_job_status tfx_run(tfx *f, tfx_job_fn fn, const char *payload_json, int stop
                            .job_id = 0,
                            .job_attempt = 1,
                            .checkpoint_root = f->ckpt_root,
+                           .artifacts = f->artifacts ? f->artifacts : "dir",
                            .stop_after_epochs = stop_after_epochs};
     qpo_job_outcome out = {0};
     qpo_err_clear(err);

@@ -25,6 +25,7 @@ typedef struct tfx {
     PGconn *conn;
     int64_t run_id;
     char ckpt_root[256];
+    const char *artifacts; /* the train job's store, "dir" or "pg"; NULL: "dir" */
 } tfx;
 
 /* opts may be NULL: the defaults. */

@@ -68,29 +68,35 @@ static int add_rows(gen_items *g, PGresult *res, int batch, uint64_t batch_seed,
     return 0;
 }
 
+char *qpo_trainer_prompt_text(const qpo_tokenizer *tok, const int32_t *ids, int len, char *msg,
+                              size_t msglen) {
+    if (len > 0 && ids[len - 1] == qpo_tokenizer_eos(tok))
+        len--; /* the stop token is not part of the prompt's text */
+    size_t outlen;
+    char *raw = qpo_tokenizer_decode(tok, ids, (size_t)len, &outlen, msg, msglen);
+    if (!raw)
+        return NULL;
+    char *text = qpo_text_clean_utf8(raw, outlen);
+    free(raw);
+    qpo_text_strip(text);
+    return text;
+}
+
 static json_t *decode_rows(const qpo_tokenizer *tok, const gen_items *g, const int32_t *ids,
                            const int *len, int64_t run, int loop, const char *purpose,
                            int64_t job_id, qpo_err *err) {
     json_t *rows = json_array();
-    int32_t eos = qpo_tokenizer_eos(tok);
     for (int i = 0; i < g->n; i++) {
-        const int32_t *p = ids + (size_t)i * QPO_PGDT_PLEN;
-        int k = len[i];
-        if (k > 0 && p[k - 1] == eos)
-            k--; /* the stop token is not part of the prompt's text */
         char msg[256];
-        size_t outlen;
-        char *raw = qpo_tokenizer_decode(tok, p, (size_t)k, &outlen, msg, sizeof msg);
-        if (!raw) {
+        char *text =
+            qpo_trainer_prompt_text(tok, ids + (size_t)i * QPO_PGDT_PLEN, len[i], msg, sizeof msg);
+        if (!text) {
             json_decref(rows);
             qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot decode the prompt of item %d",
                         g->item_id[i]);
             qpo_err_detail(err, "%s", msg);
             return NULL;
         }
-        char *text = qpo_text_clean_utf8(raw, outlen);
-        free(raw);
-        qpo_text_strip(text);
         json_array_append_new(rows,
                               json_pack("{sI si ss si si ss so}", "run_id", (json_int_t)run, "loop",
                                         loop, "purpose", purpose, "batch", g->batch[i], "item_id",
@@ -123,6 +129,15 @@ static qpo_job_status sample_all(const qpo_trainer_env *env, qpo_policy *p, cons
     return QPO_JOB_OK;
 }
 
+void qpo_trainer_gen_opts(const qpo_trun *run, int greedy, qpo_gen_opts *o) {
+    qpo_gen_opts_default(o);
+    o->greedy = greedy;
+    o->top_k = run->top_k;
+    o->top_p = (float)run->top_p;
+    o->reward = (float)run->r_star;
+    o->max_new = run->max_prompt_tokens;
+}
+
 typedef int (*select_fn)(const qpo_trainer_env *env, const qpo_trun *run, int loop,
                          const json_t *payload, const qpo_tokenizer *tok, gen_items *g,
                          qpo_err *err);
@@ -147,12 +162,7 @@ static qpo_job_status generate(const qpo_trainer_env *env, const json_t *payload
         s = qpo_trainer_fail(err);
     } else {
         qpo_gen_opts o;
-        qpo_gen_opts_default(&o);
-        o.greedy = greedy;
-        o.top_k = run.top_k;
-        o.top_p = (float)run.top_p;
-        o.reward = (float)run.r_star;
-        o.max_new = run.max_prompt_tokens;
+        qpo_trainer_gen_opts(&run, greedy, &o);
         ids = calloc((size_t)(g.n ? g.n : 1) * QPO_PGDT_PLEN, sizeof *ids);
         len = calloc((size_t)(g.n ? g.n : 1), sizeof *len);
         s = sample_all(env, p, &o, &g, ids, len, err);

@@ -12,6 +12,7 @@ static qpo_trainer_env env_of(const qpo_job *job, qpo_job_ctx *ctx) {
     return (qpo_trainer_env){.conn = qpo_job_conn(ctx),
                              .job_id = job->id,
                              .job_attempt = job->attempt,
+                             .worker_name = qpo_job_worker_name(ctx),
                              .should_stop = ctx_should_stop,
                              .stop_arg = ctx};
 }

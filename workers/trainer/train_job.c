@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "ckpt_store.h"
 #include "db.h"
 #include "gpt2_weights.h"
 #include "log.h"
@@ -96,38 +97,60 @@ static qpo_policy *initial_policy(const qpo_trun *run, const qpo_tokenizer *tok,
 }
 
 /* The weights and state of the newest complete epoch, or NULL (start over) when there is
- * none or it does not fit this attempt's data and options. */
-static qpo_trainer *resume(const char *loop_dir, const train_plan *tp, const qpo_records *data,
-                           qpo_policy **out_p, qpo_epoch_info *info, qpo_err *err) {
-    int found = qpo_ckpt_latest(loop_dir, info, err);
+ * none or it does not fit this attempt's data and options. A store that cannot be read is an
+ * error (*failed): starting over on a database hiccup would discard the saved epochs. */
+static qpo_trainer *resume(qpo_ckpt_store *store, const train_plan *tp, const qpo_records *data,
+                           qpo_policy **out_p, qpo_epoch_info *info, int *failed, qpo_err *err) {
+    *failed = 0;
+    int found = store->ops->latest(store, info, err);
+    if (found < 0 && err->code == QPO_EXIT_RUNTIME && store->ops == &qpo_ckpt_pg_ops) {
+        *failed = 1;
+        return NULL;
+    }
     if (found != 0) {
         qpo_err_clear(err); /* none, or an unreadable folder: both start from the loop's init */
         return NULL;
     }
-    char path[PATH_MAX + 64], sha[65], msg[512];
-    qpo_ckpt_epoch_path(loop_dir, info->epoch, "policy.safetensors", path, sizeof path);
-    int64_t bytes;
+    char dir[PATH_MAX], path[PATH_MAX + 64], msg[512] = "";
     qpo_err e2 = {0};
     qpo_policy *p = NULL;
     qpo_trainer *tr = NULL;
+    int fetched = 0;
     if (info->epoch > tp->epochs || (size_t)info->records != data->n) {
         snprintf(msg, sizeof msg,
                  "it holds epoch %d of %d records; this attempt trains %d "
                  "epochs on %zu",
                  info->epoch, info->records, tp->epochs, data->n);
-    } else if (qpo_sha256_file(path, sha, &bytes, &e2) || strcmp(sha, info->sha256)) {
-        snprintf(msg, sizeof msg, "its weights do not match epoch.json's sha256");
-    } else if ((p = qpo_policy_load(path, qpo_trainer_backend(), msg, sizeof msg)) &&
-               (tr = qpo_trainer_new(p, &tp->opts, data, msg, sizeof msg)) &&
-               qpo_trainer_load_state(tr, path, msg, sizeof msg) == 0) {
-        *out_p = p;
-        return tr;
+    } else if (store->ops->fetch(store, info, dir, sizeof dir, &e2)) {
+        if (e2.code == QPO_EXIT_RUNTIME && store->ops == &qpo_ckpt_pg_ops) {
+            *err = e2;
+            *failed = 1;
+            return NULL;
+        }
+        snprintf(msg, sizeof msg, "%s", e2.msg);
+    } else {
+        fetched = 1;
+        snprintf(path, sizeof path, "%s/" QPO_POLICY_FILE, dir);
+        if ((p = qpo_policy_load(path, qpo_trainer_backend(), msg, sizeof msg)) &&
+            (tr = qpo_trainer_new(p, &tp->opts, data, msg, sizeof msg)) &&
+            qpo_trainer_load_state(tr, path, msg, sizeof msg) == 0) {
+            store->ops->release(store, dir);
+            *out_p = p;
+            return tr;
+        }
     }
-    qpo_warn("not resuming from %s: %s; training the loop from its start", path, msg);
-    qpo_ckpt_clear_epochs(loop_dir);
+    if (fetched)
+        store->ops->release(store, dir);
+    qpo_warn("not resuming run %" PRId64 " loop %d from epoch %d (%s store): %s; training the "
+             "loop from its start",
+             store->run, store->loop, info->epoch, store->ops->name, msg);
     qpo_trainer_free(tr);
     qpo_policy_free(p);
     qpo_err_clear(err);
+    if (store->ops->clear(store, err)) {
+        *failed = 1;
+        return NULL;
+    }
     return NULL;
 }
 
@@ -209,7 +232,7 @@ static int logged_step(train_state *st, qpo_train_metrics *log, qpo_loss *l, cha
 
 /* Runs the remaining epochs, saving each; stops early (CANCELLED) when asked. */
 static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *tp,
-                                 const char *loop_dir, const qpo_records *heldout, train_state *st,
+                                 qpo_ckpt_store *store, const qpo_records *heldout, train_state *st,
                                  qpo_train_metrics *log, qpo_err *err) {
     char msg[512];
     int saved_here = 0;
@@ -235,10 +258,12 @@ static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *t
                                .loss = sum[2] / steps};
         qpo_train_metrics_flush(log);
         if (score_epoch(st, heldout, tp->opts.batch_size, &info, err) ||
-            qpo_ckpt_save_epoch(st->tr, loop_dir, &info, &st->last, err))
+            qpo_ckpt_save_epoch(store, st->tr, &info, &st->last, err))
             return QPO_JOB_RETRY;
-        qpo_info("train: %s epoch %d/%d loss %.5f (ce %.5f, mse %.5f, held-out ce %.5f)", loop_dir,
-                 info.epoch, tp->epochs, info.loss, info.ce, info.mse, info.heldout_ce);
+        qpo_info("train: run %" PRId64 " loop %d epoch %d/%d loss %.5f (ce %.5f, mse %.5f, "
+                 "held-out ce %.5f; %s store)",
+                 store->run, store->loop, info.epoch, tp->epochs, info.loss, info.ce, info.mse,
+                 info.heldout_ce, store->ops->name);
         if (env->stop_after_epochs && ++saved_here >= env->stop_after_epochs &&
             qpo_trainer_epochs_done(st->tr) < tp->epochs)
             return QPO_JOB_CANCELLED;
@@ -247,12 +272,14 @@ static qpo_job_status run_epochs(const qpo_trainer_env *env, const train_plan *t
 }
 
 /* The epoch the loop publishes: the best on held-out data, else the last. */
-static qpo_epoch_info chosen_epoch(const char *loop_dir, const qpo_epoch_info *last) {
+static qpo_epoch_info chosen_epoch(qpo_ckpt_store *store, const qpo_epoch_info *last) {
     qpo_epoch_info c = *last;
+    qpo_err e = {0};
     if (last->best_epoch > 0 && last->best_epoch != last->epoch &&
-        qpo_ckpt_epoch_read(loop_dir, last->best_epoch, &c)) {
-        qpo_warn("train: %s: epoch %d (best held-out) is gone; publishing epoch %d", loop_dir,
-                 last->best_epoch, last->epoch);
+        store->ops->read(store, last->best_epoch, &c, &e)) {
+        qpo_warn("train: run %" PRId64 " loop %d: epoch %d (best held-out) is gone; publishing "
+                 "epoch %d",
+                 store->run, store->loop, last->best_epoch, last->epoch);
         c = *last;
     }
     return c;
@@ -260,13 +287,9 @@ static qpo_epoch_info chosen_epoch(const char *loop_dir, const qpo_epoch_info *l
 
 /* Publishes the chosen epoch as the loop's weights and adds its qpo.checkpoints row. */
 static json_t *finish(const qpo_trainer_env *env, const qpo_trun *run, int loop,
-                      const train_plan *tp, const char *loop_dir, const qpo_train_data *data,
+                      const train_plan *tp, qpo_ckpt_store *store, const qpo_train_data *data,
                       train_state *st, qpo_job_outcome *out, qpo_err *err) {
-    qpo_epoch_info c = chosen_epoch(loop_dir, &st->last);
-    char path[PATH_MAX], state[PATH_MAX + 64];
-    if (qpo_ckpt_publish(loop_dir, c.epoch, path, sizeof path, err))
-        return NULL;
-    qpo_ckpt_epoch_path(loop_dir, c.epoch, "policy.safetensors.state", state, sizeof state);
+    qpo_epoch_info c = chosen_epoch(store, &st->last);
     char *config_text = qpo_policy_config_json(qpo_policy_config_of(st->p));
     json_error_t jerr;
     json_t *config = config_text ? json_loads(config_text, 0, &jerr) : NULL;
@@ -279,12 +302,18 @@ static json_t *finish(const qpo_trainer_env *env, const qpo_trun *run, int loop,
         loop == 1 ? run->lr_first : run->lr_next, "batch_size", tp->opts.batch_size, "run_seed",
         run->seed, "resumed_from_epoch", st->resumed_from, "select", select, "epochs_trained",
         st->last.epoch, "heldout_records", (int)data->heldout.n, "heldout_ce", c.heldout_ce);
-    json_t *row = json_pack(
-        "{sI si ss ss ss sI si si sf sf sf so so so}", "run_id", (json_int_t)run->id, "loop", loop,
-        "path", path, "state_path", state, "sha256", c.sha256, "bytes", (json_int_t)c.bytes,
-        "epochs", c.epoch, "records", c.records, "final_loss", c.loss, "final_ce", c.ce,
-        "final_mse", c.mse, "config", config ? config : json_null(), "training", training, "job_id",
-        env->job_id > 0 ? json_integer(env->job_id) : json_null());
+    json_t *row =
+        json_pack("{sI si ss sI si si sf sf sf so so so}", "run_id", (json_int_t)run->id, "loop",
+                  loop, "sha256", c.sha256, "bytes", (json_int_t)c.bytes, "epochs", c.epoch,
+                  "records", c.records, "final_loss", c.loss, "final_ce", c.ce, "final_mse", c.mse,
+                  "config", config ? config : json_null(), "training", training, "job_id",
+                  env->job_id > 0 ? json_integer(env->job_id) : json_null());
+    if (store->ops->publish(store, c.epoch, row, err)) {
+        json_decref(row);
+        return NULL;
+    }
+    json_object_set_new(training, "artifacts", json_string(store->ops->name));
+    const char *path = json_string_value(json_object_get(row, "path"));
     json_t *rows = json_array();
     json_array_append_new(rows, row);
     qpo_outcome_add_rows(out, "qpo.checkpoints", rows, 1);
@@ -299,18 +328,29 @@ static json_t *finish(const qpo_trainer_env *env, const qpo_trun *run, int loop,
 static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int loop,
                             const qpo_tokenizer *tok, qpo_job_outcome *out, qpo_err *err) {
     train_plan tp = plan_of(run, loop);
-    char loop_dir[PATH_MAX], msg[512];
+    char msg[512];
     const char *root = env->checkpoint_root ? env->checkpoint_root : qpo_trainer_checkpoint_root();
-    if (qpo_ckpt_loop_dir(root, run->id, loop, loop_dir, sizeof loop_dir, err))
+    const qpo_ckpt_store_ops *ops = qpo_ckpt_store_kind(env->artifacts, err);
+    qpo_ckpt_store store;
+    if (!ops)
+        return QPO_JOB_FATAL;
+    if (qpo_ckpt_store_open(&store, ops, root, env->conn, run->id, loop, err))
         return QPO_JOB_RETRY;
-    qpo_ckpt_clean_tmp(loop_dir);
+    store.job_id = env->job_id;
+    store.attempt = env->job_attempt;
+    store.owner = env->worker_name;
     qpo_policy_config cfg;
     qpo_train_data data;
     if (qpo_trainer_policy_config(run, tok, &cfg, err) ||
         qpo_train_data_load(env->conn, run, loop, tok, cfg.vocab, &data, err))
         return qpo_trainer_fail(err);
     train_state st = {0};
-    st.tr = resume(loop_dir, &tp, &data.records, &st.p, &st.last, err);
+    int failed = 0;
+    st.tr = resume(&store, &tp, &data.records, &st.p, &st.last, &failed, err);
+    if (failed) {
+        qpo_train_data_free(&data);
+        return QPO_JOB_RETRY;
+    }
     if (st.tr) {
         st.resumed_from = st.last.epoch;
         qpo_info("train: run %" PRId64 " loop %d resumes after epoch %d", run->id, loop,
@@ -332,11 +372,11 @@ static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int
         qpo_train_metrics log;
         qpo_train_metrics_begin(&log, env->conn, run->id, loop, env->job_id, env->job_attempt,
                                 qpo_trainer_global_step(st.tr));
-        s = run_epochs(env, &tp, loop_dir, &data.heldout, &st, &log, err);
+        s = run_epochs(env, &tp, &store, &data.heldout, &st, &log, err);
         qpo_train_metrics_flush(&log); /* a cancelled or failed attempt's steps count too */
     }
     if (s == QPO_JOB_OK) {
-        out->result = finish(env, run, loop, &tp, loop_dir, &data, &st, out, err);
+        out->result = finish(env, run, loop, &tp, &store, &data, &st, out, err);
         if (out->result) {
             json_object_set_new(out->result, "d0_records", json_integer(data.d0_records));
             json_object_set_new(out->result, "run_records", json_integer(data.run_records));

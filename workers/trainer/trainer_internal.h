@@ -44,9 +44,9 @@ qpo_tokenizer *qpo_trainer_tokenizer(const qpo_trun *run, qpo_err *err);
 int qpo_trainer_policy_config(const qpo_trun *run, const qpo_tokenizer *tok, qpo_policy_config *cfg,
                               qpo_err *err);
 
-/* Checkpoints (ckpt.c): ROOT/run-<id>/loop-<t>/epoch-<k>/{policy.safetensors, .state,
- * epoch.json}, each epoch folder made in a temp folder and renamed into place, so a folder
- * that exists is complete. The loop's final weights: loop-<t>/policy.safetensors. */
+/* Checkpoints (ckpt.c): one saved epoch is the policy file, its training state and its info
+ * (epoch.json), made visible as one unit; the store keeps them in a folder or in PostgreSQL
+ * (ckpt_store.h). */
 typedef struct qpo_epoch_info {
     int epoch, records;
     double loss, ce, mse;
@@ -59,30 +59,32 @@ typedef struct qpo_epoch_info {
     double best_heldout_ce;
 } qpo_epoch_info;
 
+/* The info as the JSON object epoch.json and qpo.checkpoint_epochs.info hold, and back (-1
+ * when a field is missing or the sha256 is not 64 characters). */
+json_t *qpo_epoch_info_json(const qpo_epoch_info *info);
+int qpo_epoch_info_parse(const json_t *o, qpo_epoch_info *info);
+
 int qpo_ckpt_loop_dir(const char *root, int64_t run, int loop, char *out, size_t outlen,
                       qpo_err *err); /* made if missing; absolute */
-/* Saves the epoch, then drops older epoch folders except info->best_epoch's. */
-int qpo_ckpt_save_epoch(qpo_trainer *tr, const char *loop_dir, const qpo_epoch_info *info,
-                        qpo_epoch_info *saved, qpo_err *err);
-/* The info of one complete epoch folder (0), or -1. */
+/* The dir backend's info of one complete epoch folder (0), or -1. */
 int qpo_ckpt_epoch_read(const char *loop_dir, int epoch, qpo_epoch_info *info);
-/* Removes every epoch folder: a start-over must not meet an older attempt's epochs. */
-void qpo_ckpt_clear_epochs(const char *loop_dir);
 /* Removes what killed attempts left half-written (.tmp-* entries). */
 void qpo_ckpt_clean_tmp(const char *loop_dir);
-/* The newest complete epoch folder's info (0: found; 1: none; -1: error). */
-int qpo_ckpt_latest(const char *loop_dir, qpo_epoch_info *info, qpo_err *err);
 void qpo_ckpt_epoch_path(const char *loop_dir, int epoch, const char *file, char *out,
                          size_t outlen);
-/* Makes loop-<t>/policy.safetensors the given epoch's weights (atomically). */
-int qpo_ckpt_publish(const char *loop_dir, int epoch, char *final_path, size_t len, qpo_err *err);
 int qpo_sha256_file(const char *path, char hex[65], int64_t *bytes, qpo_err *err);
+void qpo_ckpt_remove_tree(const char *dir);
 
-/* Loads the final checkpoint of (run, loop) recorded in qpo.checkpoints, checked against its
- * sha256 and the tokenizer's vocabulary. NULL with err (QPO_EXIT_USAGE: nothing a retry
- * fixes) otherwise. */
+/* Loads the final checkpoint of (run, loop) recorded in qpo.checkpoints (a file, or an epoch
+ * in PostgreSQL streamed to a temporary file), checked against its sha256 and the tokenizer's
+ * vocabulary. NULL with err (QPO_EXIT_USAGE: nothing a retry fixes) otherwise. */
 qpo_policy *qpo_trainer_load_checkpoint(PGconn *conn, int64_t run, int loop,
                                         const qpo_tokenizer *tok, qpo_err *err);
+
+/* Copies the final weights of (run, loop) to DEST (a file or streamed out of PostgreSQL),
+ * checked against the recorded sha256; a mismatch leaves no DEST and is QPO_EXIT_USAGE. */
+int qpo_trainer_checkpoint_copy(PGconn *conn, int64_t run, int loop, const char *dest,
+                                qpo_err *err);
 
 /* A 64-bit mix of (a, b): seeds for (run seed, loop[, batch, item]). */
 uint64_t qpo_trainer_seed(uint64_t a, uint64_t b);
@@ -94,6 +96,14 @@ char *qpo_text_clean_utf8(const char *s, size_t len);
 /* Drops leading and trailing whitespace in place, as the authors' .strip() of every decoded
  * prompt (Python's str.strip(): ASCII and Unicode spaces). */
 void qpo_text_strip(char *s);
+
+/* The run's decoding: greedy (evaluate-generate) or top-k/top-p (generate) at r*. */
+void qpo_trainer_gen_opts(const qpo_trun *run, int greedy, qpo_gen_opts *o);
+
+/* A decoded prompt as generate writes it: the final eos dropped, cleaned (UTF-8, no NUL) and
+ * stripped. malloc'd; NULL with msg when the tokenizer cannot decode the ids. */
+char *qpo_trainer_prompt_text(const qpo_tokenizer *tok, const int32_t *ids, int len, char *msg,
+                              size_t msglen);
 
 /* Maps job status from an error code: usage (bad data/config) is fatal, the rest retried. */
 qpo_job_status qpo_trainer_fail(const qpo_err *err);

@@ -22,8 +22,13 @@ typedef struct qpo_trainer_env {
     int job_attempt;
     bool (*should_stop)(void *arg);
     void *stop_arg;
-    /* Root of run-<id>/loop-<t>/ checkpoint folders; NULL: qpo_trainer_checkpoint_root(). */
+    /* Root of run-<id>/loop-<t>/ checkpoint folders (with artifacts in pg: scratch copies
+     * only); NULL: qpo_trainer_checkpoint_root(). */
     const char *checkpoint_root;
+    /* Where train keeps its epochs: "dir" or "pg" (ckpt_store.h); NULL: $QPO_ARTIFACTS, else
+     * "dir". Readers follow what qpo.checkpoints recorded, whatever this says. */
+    const char *artifacts;
+    const char *worker_name; /* the lease owner: epochs saved in pg are fenced by it */
     /* Tests: after saving this many epochs in this call, stop as if cancelled (0: never). */
     int stop_after_epochs;
 } qpo_trainer_env;
