@@ -21,6 +21,9 @@
 #include "trainer_internal.h"
 
 static qpo_pgtest *pg;
+/* Trained once for all tests (a training is most of their time): checkpoints in each store.
+ * The last test corrupts pg_run's weights. */
+static tfx pg_run, dir_run;
 
 /* Runs `qpo ARGS --db CONNINFO`; stdout into out, the exit status returned. */
 static int qpo_run(const tfx *f, const char *args, char *out, size_t len) {
@@ -55,8 +58,7 @@ static void trained(tfx *f, const char *store) {
 
 static void test_prompt_matches_evaluate_generate(void **state) {
     (void)state;
-    tfx f;
-    trained(&f, "pg");
+    tfx f = pg_run;
     /* Test item 100's query: evaluate-generate decoded it greedily at r* = 100. */
     char *query = db_str(f.conn, "SELECT query FROM qpo.task_items WHERE item_id = 100");
     char *want = db_str(f.conn, "SELECT prompt FROM qpo.generations WHERE item_id = 100 AND "
@@ -112,7 +114,6 @@ static void test_prompt_matches_evaluate_generate(void **state) {
     snprintf(args, sizeof args, "prompt --run %lld", (long long)f.run_id);
     assert_int_equal(qpo_run(&f, args, out, sizeof out), 2);
     free(query), free(want);
-    tfx_teardown(&f);
 }
 
 static long lines_in(const char *path) {
@@ -126,9 +127,7 @@ static long lines_in(const char *path) {
     return n;
 }
 
-static void check_export(const char *store) {
-    tfx f;
-    trained(&f, store);
+static void check_export(tfx f) {
     char out[PATH_MAX], args[PATH_MAX + 64], buf[4096], path[PATH_MAX + 64];
     snprintf(out, sizeof out, "%s/export", f.ckpt_root);
     snprintf(args, sizeof args, "export 1 --loop 1 --out '%s'", out);
@@ -150,8 +149,8 @@ static void check_export(const char *store) {
     snprintf(path, sizeof path, "%s/config.json", out);
     json_t *cfg = json_load_file(path, 0, &jerr);
     assert_non_null(cfg);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(cfg, "policy"), "size")), "tiny");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(cfg, "policy"), "size")),
+                        "tiny");
     json_decref(cfg);
     snprintf(path, sizeof path, "%s/manifest.json", out);
     json_t *m = json_load_file(path, 0, &jerr);
@@ -170,25 +169,23 @@ static void check_export(const char *store) {
     assert_false(exists(path));
     snprintf(path, sizeof path, "%s/second.tmp", f.ckpt_root);
     assert_false(exists(path));
-    tfx_teardown(&f);
 }
 
 static void test_export_dir_store(void **state) {
     (void)state;
-    check_export("dir");
+    check_export(dir_run);
 }
 
 static void test_export_pg_store(void **state) {
     (void)state;
-    check_export("pg");
+    check_export(pg_run);
 }
 
 /* Weights changed after they were recorded: the export stops, naming them, and leaves no
  * folder behind. */
 static void test_export_refuses_corrupt_weights(void **state) {
     (void)state;
-    tfx f;
-    trained(&f, "pg");
+    tfx f = pg_run;
     db_ok(f.conn, "SELECT lo_put(oid, 64, set_byte('\\x00'::bytea, 0, "
                   "get_byte(lo_get(oid, 64, 1), 0) # 4)) FROM qpo.artifacts "
                   "WHERE name = 'policy.safetensors'");
@@ -199,7 +196,20 @@ static void test_export_refuses_corrupt_weights(void **state) {
     assert_false(exists(path));
     snprintf(path, sizeof path, "%s/bad.tmp", f.ckpt_root);
     assert_false(exists(path));
-    tfx_teardown(&f);
+}
+
+static int setup(void **state) {
+    (void)state;
+    trained(&pg_run, "pg");
+    trained(&dir_run, "dir");
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tfx_teardown(&pg_run);
+    tfx_teardown(&dir_run);
+    return 0;
 }
 
 int main(void) {
@@ -210,7 +220,7 @@ int main(void) {
         cmocka_unit_test(test_export_pg_store),
         cmocka_unit_test(test_export_refuses_corrupt_weights),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
     qpo_pgtest_stop(pg);
     return rc;
 }
