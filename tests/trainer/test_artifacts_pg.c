@@ -1,18 +1,24 @@
 /* The PostgreSQL checkpoint store (workers/trainer/ckpt_pg.c, blob_pg.c) against a real
  * server: a file streamed in and out in many chunks, epochs saved, pruned and cleared with
  * their large objects, a flipped byte and a missing artifact refused, a fenced-out save leaving
- * nothing, and a train job whose epochs and final weights live only in the database. */
+ * nothing, and a train job whose epochs and final weights live only in the database. Then
+ * qpo prompt and qpo export through the binary on the runs that train job made (one per store:
+ * training is most of this file's time, so the later tests share them), and last, the pg run's
+ * weights corrupted: generate and export refuse them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "blob_pg.h"
@@ -22,6 +28,9 @@
 #include "trainer_fixture.h"
 
 static qpo_pgtest *pg;
+/* Made by test_train_in_pg_matches_dir, used by the tests after it: loop 1 trained, with its
+ * test prompts, checkpoints in each store. */
+static tfx dir_run, pg_run;
 
 static void write_random(const char *path, size_t n, uint32_t seed) {
     FILE *f = fopen(path, "wb");
@@ -299,59 +308,219 @@ static int files_under(const char *root) {
     return atoi(buf);
 }
 
-/* The train job with artifacts in pg ends on the dir store's bytes, leaves no file on the
- * worker's disk, and generate reads the weights back from the database; corrupted there, the
- * weights are refused (a fatal job error naming them), never loaded. */
+/* The train job with artifacts in pg (stopped after epoch 1 and resumed, as a retry would)
+ * ends on the dir store's bytes, leaves no file on the worker's disk, and evaluate-generate
+ * reads the weights back from the database into the same prompts. */
 static void test_train_in_pg_matches_dir(void **state) {
     (void)state;
-    tfx_opts o = {.epochs_first = 3, .with_d0 = 1};
-    tfx d, p;
-    tfx_setup(&d, qpo_pgtest_new_db(pg), &o);
-    tfx_setup(&p, qpo_pgtest_new_db(pg), &o);
-    p.artifacts = "pg";
+    tfx_opts o = {.epochs_first = 2, .with_d0 = 1};
+    tfx *d = &dir_run, *p = &pg_run;
+    tfx_setup(d, qpo_pgtest_new_db(pg), &o);
+    tfx_setup(p, qpo_pgtest_new_db(pg), &o);
+    d->artifacts = "dir";
+    p->artifacts = "pg";
     char payload[256];
-    tfx_payload(&d, "train", 1, payload, sizeof payload);
+    tfx_payload(d, "train", 1, payload, sizeof payload);
     qpo_err err = {0};
-    assert_int_equal(tfx_run(&d, qpo_trainer_job_train, payload, 0, NULL, &err), QPO_JOB_OK);
-    /* The pg run stopped after epoch 1 and resumed, as a retry would. */
-    assert_int_equal(tfx_run(&p, qpo_trainer_job_train, payload, 1, NULL, &err), QPO_JOB_CANCELLED);
-    assert_int_equal(tfx_run(&p, qpo_trainer_job_train, payload, 0, NULL, &err), QPO_JOB_OK);
-    char *a = db_str(d.conn, "SELECT sha256 || ' ' || bytes FROM qpo.checkpoints");
-    char *b = db_str(p.conn, "SELECT sha256 || ' ' || bytes FROM qpo.checkpoints");
+    assert_int_equal(tfx_run(d, qpo_trainer_job_train, payload, 0, NULL, &err), QPO_JOB_OK);
+    assert_int_equal(tfx_run(p, qpo_trainer_job_train, payload, 1, NULL, &err), QPO_JOB_CANCELLED);
+    assert_int_equal(tfx_run(p, qpo_trainer_job_train, payload, 0, NULL, &err), QPO_JOB_OK);
+    char *a = db_str(d->conn, "SELECT sha256 || ' ' || bytes FROM qpo.checkpoints");
+    char *b = db_str(p->conn, "SELECT sha256 || ' ' || bytes FROM qpo.checkpoints");
     assert_string_equal(a, b);
     free(a), free(b);
-    a = db_str(p.conn, "SELECT path || ' ' || artifact_epoch || ' ' || (training->>'artifacts') "
-                       "|| ' ' || (training->>'resumed_from_epoch') FROM qpo.checkpoints");
+    a = db_str(p->conn, "SELECT path || ' ' || artifact_epoch || ' ' || (training->>'artifacts') "
+                        "|| ' ' || (training->>'resumed_from_epoch') FROM qpo.checkpoints");
     char want[256];
-    snprintf(want, sizeof want, "pg:run-%lld/loop-1/epoch-000003/policy.safetensors 3 pg 1",
-             (long long)p.run_id);
+    snprintf(want, sizeof want, "pg:run-%lld/loop-1/epoch-000002/policy.safetensors 2 pg 1",
+             (long long)p->run_id);
     assert_string_equal(a, want);
     free(a);
-    assert_int_equal(files_under(p.ckpt_root), 0);
-    assert_int_equal(db_ll(p.conn, "SELECT count(*) FROM qpo.checkpoint_epochs"), 1);
+    assert_int_equal(files_under(p->ckpt_root), 0);
+    assert_int_equal(db_ll(p->conn, "SELECT count(*) FROM qpo.checkpoint_epochs"), 1);
 
     char gen[256];
-    tfx_payload(&p, "evaluate-generate", 1, gen, sizeof gen);
-    assert_int_equal(tfx_run(&d, qpo_trainer_job_evaluate_generate, gen, 0, NULL, &err),
-                     QPO_JOB_OK);
-    assert_int_equal(tfx_run(&p, qpo_trainer_job_evaluate_generate, gen, 0, NULL, &err),
-                     QPO_JOB_OK);
+    tfx_payload(p, "evaluate-generate", 1, gen, sizeof gen);
+    assert_int_equal(tfx_run(d, qpo_trainer_job_evaluate_generate, gen, 0, NULL, &err), QPO_JOB_OK);
+    assert_int_equal(tfx_run(p, qpo_trainer_job_evaluate_generate, gen, 0, NULL, &err), QPO_JOB_OK);
     static const char prompts[] = "SELECT string_agg(prompt, '|' ORDER BY item_id) FROM "
                                   "qpo.generations";
-    a = db_str(d.conn, prompts), b = db_str(p.conn, prompts);
+    a = db_str(d->conn, prompts), b = db_str(p->conn, prompts);
     assert_string_equal(a, b);
     free(a), free(b);
+}
 
-    db_ok(p.conn, "SELECT lo_put(oid, 100, set_byte('\\x00'::bytea, 0, "
+/* Runs `qpo ARGS --db CONNINFO`; stdout into out, the exit status returned. */
+static int qpo_run(const tfx *f, const char *args, char *out, size_t len) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s --db '%s' 2>/dev/null", qpo_test_binary(), args,
+             f->conninfo);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_prompt_matches_evaluate_generate(void **state) {
+    (void)state;
+    tfx f = pg_run;
+    /* Test item 100's query: evaluate-generate decoded it greedily at r* = 100. */
+    char *query = db_str(f.conn, "SELECT query FROM qpo.task_items WHERE item_id = 100");
+    char *want = db_str(f.conn, "SELECT prompt FROM qpo.generations WHERE item_id = 100 AND "
+                                "purpose = 'test'");
+    char args[512], out[65536];
+    snprintf(args, sizeof args, "prompt --run %lld --loop 1 '%s'", (long long)f.run_id, query);
+    assert_int_equal(qpo_run(&f, args, out, sizeof out), 0);
+    char line[4096];
+    snprintf(line, sizeof line, "%s\n", want);
+    assert_string_equal(out, line);
+    /* Without --loop: the newest trained loop, the same one here. */
+    snprintf(args, sizeof args, "prompt --run %lld '%s'", (long long)f.run_id, query);
+    assert_int_equal(qpo_run(&f, args, out, sizeof out), 0);
+    assert_string_equal(out, line);
+
+    snprintf(args, sizeof args, "prompt --json --run %lld '%s'", (long long)f.run_id, query);
+    assert_int_equal(qpo_run(&f, args, out, sizeof out), 0);
+    json_error_t jerr;
+    json_t *o = json_loads(out, 0, &jerr);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "prompt")), want);
+    assert_string_equal(json_string_value(json_object_get(o, "query")), query);
+    assert_int_equal(json_integer_value(json_object_get(o, "loop")), 1);
+    assert_true(json_real_value(json_object_get(o, "r_star")) == 100.0);
+    json_t *toks = json_object_get(o, "tokens");
+    assert_true(json_array_size(toks) >= 1);
+    double sum = 0;
+    size_t i;
+    json_t *t;
+    char text[4096] = "";
+    json_array_foreach(toks, i, t) {
+        double lp = json_real_value(json_object_get(t, "logprob"));
+        assert_true(lp <= 0 && lp > -100);
+        sum += lp;
+        if (json_integer_value(json_object_get(t, "id")) != 256) /* the byte tokenizer's eos */
+            strncat(text, json_string_value(json_object_get(t, "text")),
+                    sizeof text - strlen(text) - 1);
+    }
+    assert_true(fabs(sum - json_real_value(json_object_get(o, "logprob"))) < 1e-6);
+    /* The tokens spell the prompt (their text, stripped), where no character spans two byte
+     * tokens: then each token's text is the character itself. */
+    int ascii = 1;
+    for (const char *c = want; *c; c++)
+        ascii &= (unsigned char)*c < 128;
+    if (ascii)
+        assert_non_null(strstr(text, want));
+    json_decref(o);
+
+    /* Refusals: a run without a trained loop, an untrained loop, no query. */
+    assert_int_equal(qpo_run(&f, "prompt --run 999 'x'", out, sizeof out), 2);
+    snprintf(args, sizeof args, "prompt --run %lld --loop 2 'x'", (long long)f.run_id);
+    assert_int_equal(qpo_run(&f, args, out, sizeof out), 2);
+    snprintf(args, sizeof args, "prompt --run %lld", (long long)f.run_id);
+    assert_int_equal(qpo_run(&f, args, out, sizeof out), 2);
+    free(query), free(want);
+}
+
+static long lines_in(const char *path) {
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    long n = 0;
+    int c;
+    while ((c = fgetc(fp)) != EOF)
+        n += c == '\n';
+    fclose(fp);
+    return n;
+}
+
+static void check_export(tfx f) {
+    char out[PATH_MAX], args[PATH_MAX + 64], buf[4096], path[PATH_MAX + 64];
+    snprintf(out, sizeof out, "%s/export", f.ckpt_root);
+    snprintf(args, sizeof args, "export 1 --loop 1 --out '%s'", out);
+    assert_int_equal(qpo_run(&f, args, buf, sizeof buf), 0);
+
+    snprintf(path, sizeof path, "%s/run-%lld/policy.safetensors", out, (long long)f.run_id);
+    char sha[65];
+    int64_t bytes;
+    qpo_err err = {0};
+    assert_int_equal(qpo_sha256_file(path, sha, &bytes, &err), 0);
+    char *want = db_str(f.conn, "SELECT sha256 FROM qpo.checkpoints");
+    assert_string_equal(sha, want);
+    free(want);
+    snprintf(path, sizeof path, "%s/run-%lld/prompts.jsonl", out, (long long)f.run_id);
+    assert_int_equal(lines_in(path), db_ll(f.conn, "SELECT count(*) FROM qpo.generations"));
+    snprintf(path, sizeof path, "%s/tokenizer/tokenizer.json", out);
+    assert_true(exists(path));
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/config.json", out);
+    json_t *cfg = json_load_file(path, 0, &jerr);
+    assert_non_null(cfg);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(cfg, "policy"), "size")),
+                        "tiny");
+    json_decref(cfg);
+    snprintf(path, sizeof path, "%s/manifest.json", out);
+    json_t *m = json_load_file(path, 0, &jerr);
+    assert_non_null(m);
+    assert_int_equal(json_array_size(json_object_get(m, "runs")), 1);
+    json_decref(m);
+
+    /* A folder that holds something is refused and left as it was. */
+    assert_int_equal(qpo_run(&f, args, buf, sizeof buf), 2);
+    snprintf(path, sizeof path, "%s/manifest.json", out);
+    assert_true(exists(path));
+    /* A loop not trained: nothing written, no temporary folder left. */
+    snprintf(args, sizeof args, "export 1 --loop 2 --out '%s/second'", f.ckpt_root);
+    assert_int_equal(qpo_run(&f, args, buf, sizeof buf), 2);
+    snprintf(path, sizeof path, "%s/second", f.ckpt_root);
+    assert_false(exists(path));
+    snprintf(path, sizeof path, "%s/second.tmp", f.ckpt_root);
+    assert_false(exists(path));
+}
+
+static void test_export_dir_store(void **state) {
+    (void)state;
+    check_export(dir_run);
+}
+
+static void test_export_pg_store(void **state) {
+    (void)state;
+    check_export(pg_run);
+}
+
+/* The pg run's weights changed in the database after they were recorded: evaluate-generate
+ * fails (fatal, naming them) instead of loading them, and the export stops, leaving no folder. */
+static void test_corrupt_weights_refused(void **state) {
+    (void)state;
+    tfx f = pg_run;
+    db_ok(f.conn, "SELECT lo_put(oid, 100, set_byte('\\x00'::bytea, 0, "
                   "get_byte(lo_get(oid, 100, 1), 0) # 128)) FROM qpo.artifacts "
                   "WHERE name = 'policy.safetensors'");
-    db_ok(p.conn, "DELETE FROM qpo.generations");
-    assert_int_equal(tfx_run(&p, qpo_trainer_job_evaluate_generate, gen, 0, NULL, &err),
+    char gen[256];
+    qpo_err err = {0};
+    tfx_payload(&f, "evaluate-generate", 1, gen, sizeof gen);
+    db_ok(f.conn, "DELETE FROM qpo.generations");
+    assert_int_equal(tfx_run(&f, qpo_trainer_job_evaluate_generate, gen, 0, NULL, &err),
                      QPO_JOB_FATAL);
     assert_non_null(strstr(err.msg, "is unusable"));
     assert_non_null(strstr(err.msg, "does not match its recorded sha256"));
-    tfx_teardown(&d);
-    tfx_teardown(&p);
+
+    char args[PATH_MAX + 64], buf[4096], path[PATH_MAX + 16];
+    snprintf(args, sizeof args, "export 1 --loop 1 --out '%s/bad'", f.ckpt_root);
+    assert_int_equal(qpo_run(&f, args, buf, sizeof buf), 2);
+    snprintf(path, sizeof path, "%s/bad", f.ckpt_root);
+    assert_false(exists(path));
+    snprintf(path, sizeof path, "%s/bad.tmp", f.ckpt_root);
+    assert_false(exists(path));
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (dir_run.conn)
+        tfx_teardown(&dir_run);
+    if (pg_run.conn)
+        tfx_teardown(&pg_run);
+    return 0;
 }
 
 int main(void) {
@@ -362,8 +531,12 @@ int main(void) {
         cmocka_unit_test(test_store_refuses_corrupt_and_missing),
         cmocka_unit_test(test_store_save_is_fenced),
         cmocka_unit_test(test_train_in_pg_matches_dir),
+        cmocka_unit_test(test_prompt_matches_evaluate_generate),
+        cmocka_unit_test(test_export_dir_store),
+        cmocka_unit_test(test_export_pg_store),
+        cmocka_unit_test(test_corrupt_weights_refused),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, teardown);
     qpo_pgtest_stop(pg);
     return rc;
 }
