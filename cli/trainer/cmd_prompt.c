@@ -72,6 +72,47 @@ static json_t *tokens_json(const qpo_tokenizer *tok, const int32_t *ids, const d
     return arr;
 }
 
+/* Greedy decoding of QUERY at r*, then its text (and, for --json, its tokens' log-probs). */
+static int write_prompt(qpo_policy *p, const qpo_tokenizer *tok, const qpo_trun *run, int loop,
+                        const char *query, int as_json, qpo_err *err) {
+    int32_t qids[QPO_PGDT_QLEN], qmask[QPO_PGDT_QLEN], ids[QPO_PGDT_PLEN];
+    int len = 0;
+    char msg[512] = "out of memory";
+    qpo_gen_opts o;
+    qpo_trainer_gen_opts(run, 1, &o);
+    uint64_t seed = 0; /* greedy draws nothing */
+    if (qpo_encode_query(tok, query, qids, qmask) ||
+        qpo_generate(p, &o, 1, qids, qmask, &seed, ids, &len, msg, sizeof msg)) {
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "generation failed");
+        qpo_err_detail(err, "%s", msg);
+        return -1;
+    }
+    char *text = qpo_trainer_prompt_text(tok, ids, len, msg, sizeof msg);
+    if (!text) {
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot decode the prompt");
+        qpo_err_detail(err, "%s", msg);
+        return -1;
+    }
+    double lp[QPO_PGDT_PLEN];
+    int rc = 0;
+    if (!as_json) {
+        printf("%s\n", text);
+    } else if ((rc = token_logprobs(p, run, qids, qmask, ids, len, lp, err)) == 0) {
+        double total = 0;
+        for (int j = 0; j < len; j++)
+            total += lp[j];
+        json_t *out = json_pack("{sI si sf ss ss so sf}", "run_id", (json_int_t)run->id, "loop",
+                                loop, "r_star", run->r_star, "query", query, "prompt", text,
+                                "tokens", tokens_json(tok, ids, lp, len), "logprob", total);
+        char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(out);
+    }
+    free(text);
+    return rc;
+}
+
 static int print_prompt(PGconn *conn, int64_t run_id, int loop, const char *query, int as_json,
                         qpo_err *err) {
     qpo_trun run;
@@ -79,42 +120,7 @@ static int print_prompt(PGconn *conn, int64_t run_id, int loop, const char *quer
         return -1;
     qpo_tokenizer *tok = qpo_trainer_tokenizer(&run, err);
     qpo_policy *p = tok ? qpo_trainer_load_checkpoint(conn, run.id, loop, tok, err) : NULL;
-    int32_t qids[QPO_PGDT_QLEN], qmask[QPO_PGDT_QLEN], ids[QPO_PGDT_PLEN];
-    int len = 0, rc = -1;
-    char msg[512];
-    qpo_gen_opts o;
-    qpo_trainer_gen_opts(&run, 1, &o);
-    uint64_t seed = 0;
-    if (!p) {
-    } else if (qpo_encode_query(tok, query, qids, qmask) ||
-               qpo_generate(p, &o, 1, qids, qmask, &seed, ids, &len, msg, sizeof msg)) {
-        qpo_err_set(err, QPO_EXIT_RUNTIME, "generation failed");
-        qpo_err_detail(err, "%s", msg);
-    } else {
-        char *text = qpo_trainer_prompt_text(tok, ids, len, msg, sizeof msg);
-        double lp[QPO_PGDT_PLEN];
-        if (!text) {
-            qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot decode the prompt");
-            qpo_err_detail(err, "%s", msg);
-        } else if (!as_json) {
-            printf("%s\n", text);
-            rc = 0;
-        } else if (token_logprobs(p, &run, qids, qmask, ids, len, lp, err) == 0) {
-            double total = 0;
-            for (int j = 0; j < len; j++)
-                total += lp[j];
-            json_t *o_json =
-                json_pack("{sI si sf ss ss so sf}", "run_id", (json_int_t)run.id, "loop", loop,
-                          "r_star", run.r_star, "query", query, "prompt", text, "tokens",
-                          tokens_json(tok, ids, lp, len), "logprob", total);
-            char *s = json_dumps(o_json, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-            printf("%s\n", s);
-            free(s);
-            json_decref(o_json);
-            rc = 0;
-        }
-        free(text);
-    }
+    int rc = p ? write_prompt(p, tok, &run, loop, query, as_json, err) : -1;
     qpo_policy_free(p);
     qpo_tokenizer_free(tok);
     return rc;
