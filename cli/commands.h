@@ -34,6 +34,8 @@ int qpo_cmd_resume(int argc, char **argv);
 int qpo_cmd_cancel(int argc, char **argv);
 int qpo_cmd_results(int argc, char **argv);
 int qpo_cmd_data(int argc, char **argv);
+/* cli/fetch (`qpo data fetch`, dispatched by qpo_cmd_data) */
+int qpo_cmd_data_fetch(int argc, char **argv);
 
 /* cli/report (over scheduler/'s tables and views) */
 int qpo_cmd_report(int argc, char **argv);

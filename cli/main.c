@@ -1,8 +1,10 @@
 /* qpo: one binary, git-style subcommands. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "completion.h"
 #include "error.h"
 #include "handlers.h"
 
@@ -14,6 +16,10 @@ typedef struct command {
 
 static int cmd_help(int argc, char **argv);
 static int cmd_bench(int argc, char **argv);
+static int cmd_completion(int argc, char **argv);
+
+/* Baked in at build time by cmake/version.cmake. */
+extern const char qpo_version[];
 
 static const command commands[] = {
     {"help", cmd_help, "list commands, or show one command's help"},
@@ -58,6 +64,8 @@ static const command commands[] = {
     {"demo", qpo_cmd_demo, "run an experiment end to end on a throwaway cluster and simulator"},
 #endif
     {"bench", cmd_bench, "benchmarks: queue, policy, llm, tokenizer"},
+    {"completion", cmd_completion,
+     "print the bash completion script: source <(qpo completion bash)"},
 };
 static const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
 
@@ -86,8 +94,9 @@ static void usage(FILE *out) {
     fprintf(out, "usage: qpo <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < ncommands; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'qpo <command> --help' shows a command's options.\n"
-                 "Database: --db CONNINFO, else $DATABASE_URL, else libpq's PG* variables.\n");
+    fprintf(out,
+            "\n'qpo <command> --help' shows a command's options; 'qpo --version' the version.\n"
+            "Database: --db CONNINFO, else $DATABASE_URL, else libpq's PG* variables.\n");
 }
 
 static const command *find(const char *name) {
@@ -127,6 +136,26 @@ static int cmd_bench(int argc, char **argv) {
     return QPO_EXIT_USAGE;
 }
 
+/* The command names come from the table above, so the script never lists a command that
+ * is not compiled in, nor misses a new one. */
+static int cmd_completion(int argc, char **argv) {
+    if (argc != 2 || strcmp(argv[1], "bash")) {
+        bool help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+        fprintf(help ? stdout : stderr,
+                "usage: qpo completion bash\n\n"
+                "Prints the bash completion script for qpo: commands, their subcommands and\n"
+                "flags (read from each command's --help). Load it with\n"
+                "  source <(qpo completion bash)\n"
+                "or install it as /etc/bash_completion.d/qpo.\n");
+        return help ? 0 : QPO_EXIT_USAGE;
+    }
+    const char *names[sizeof(commands) / sizeof(commands[0])];
+    for (size_t i = 0; i < ncommands; i++)
+        names[i] = commands[i].name;
+    qpo_completion_bash(stdout, names, ncommands);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     qpo_register_all_handlers();
     if (argc < 2) {
@@ -135,6 +164,10 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
         return cmd_help(1, argv + 1);
+    if (!strcmp(argv[1], "--version")) {
+        printf("qpo %s\n", qpo_version);
+        return 0;
+    }
     const command *c = find(argv[1]);
     if (!c) {
         fprintf(stderr, "qpo: error: unknown command '%s'\n", argv[1]);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "datafiles.h"
 #include "demo.h"
 #include "pg_cluster.h"
 
@@ -37,8 +38,8 @@ static void usage(FILE *out) {
             "  --db CONNINFO   use this server instead of a throwaway cluster\n"
             "  --config FILE   another experiment config (default: the built-in\n"
             "                  config/experiments/demo.json); its targets are simulated\n"
-            "  --data DIR      the shared data folder to import from (default $QPO_DATA_DIR,\n"
-            "                  else ../shared/data when present)\n");
+            "  --data DIR      the data folder to import from (default $QPO_DATA_DIR, else\n"
+            "                  ../shared/data, else the qpo data fetch cache, when present)\n");
 }
 
 typedef struct demo_opts {
@@ -86,26 +87,6 @@ static int parse(int argc, char **argv, demo_opts *o) {
         return QPO_EXIT_USAGE;
     }
     return 0;
-}
-
-static bool is_dir(const char *path) {
-    struct stat st;
-    return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* --data, else $QPO_DATA_DIR, else ../shared/data when it exists; NULL when none. */
-static const char *find_data(const demo_opts *o, qpo_err *err) {
-    if (o->data) {
-        if (is_dir(o->data))
-            return o->data;
-        qpo_err_set(err, QPO_EXIT_USAGE, "--data %s is not a folder", o->data);
-        qpo_err_hint(err, "pass the shared data folder (TweetEval, prompts, gpt2_bpe, ...)");
-        return NULL;
-    }
-    const char *env = getenv("QPO_DATA_DIR");
-    if (env && *env)
-        return is_dir(env) ? env : NULL;
-    return is_dir("../shared/data") ? "../shared/data" : NULL;
 }
 
 static int mkdir_p(const char *path, qpo_err *err) {
@@ -214,9 +195,10 @@ int qpo_cmd_demo(int argc, char **argv) {
         return prc == 1 ? 0 : prc;
     qpo_err err = {0};
     demo_ctx d = {.out = o.out};
-    d.data = find_data(&o, &err);
-    if (qpo_err_is_set(&err))
+    static char data_dir[2048];
+    if (qpo_data_dir(o.data, data_dir, sizeof(data_dir), &err) < 0)
         return qpo_err_print(&err);
+    d.data = data_dir[0] ? data_dir : NULL;
     d.config = load_config(o.config, &err);
     char checkpoints[700];
     snprintf(d.logs, sizeof(d.logs), "%s/logs", o.out);

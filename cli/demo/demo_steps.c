@@ -12,30 +12,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "datafiles.h"
 #include "db.h"
 
 #define SIM_START_MS 10000
 #define POLL_MS 1000
 #define PROGRESS_EVERY_S 15
 
-/* Where each task's upstream files sit in the shared data folder. */
-static const struct {
-    const char *task;
-    const char *files[4];
-} task_files[] = {
-    {"tweet_emotion",
-     {"tweet_eval_emotion/train_text.txt", "tweet_eval_emotion/val_text.txt",
-      "tweet_eval_emotion/test_text.txt", NULL}},
-    {"svamp", {"svamp/SVAMP.json", NULL}},
-    {"gsm8k", {"gsm8k/train.jsonl", NULL}},
-};
-
-/* The authors' released D_0 files the data folder holds. */
-static const struct {
-    const char *task, *setting, *file;
-} released_d0[] = {
-    {"tweet_emotion", "few_shot", "qpo_d0/tweet_emotion_llama7b_ocml_round1_few_shot_expert.json"},
-};
+/* The released D_0 files the manifest lists ({path, task, setting}, paths in the data folder):
+ * a new reference, an empty list when there are none. */
+static json_t *released_d0(void) {
+    qpo_err quiet = {0};
+    json_t *manifest = qpo_data_manifest(&quiet);
+    const json_t *set = manifest ? qpo_data_set(manifest, "d0", &quiet) : NULL;
+    json_t *list = set ? json_object_get(set, "releases") : NULL;
+    list = json_is_array(list) ? json_incref(list) : json_array();
+    json_decref(manifest);
+    return list;
+}
 
 void demo_path(const demo_ctx *d, const char *name, char *buf, size_t n) {
     snprintf(buf, n, "%s/%s", d->out, name);
@@ -77,25 +71,18 @@ static int import_task(demo_ctx *d, PGconn *conn, const char *task, qpo_err *err
         printf("%s: %lld items already imported\n", task, have);
         return 0;
     }
-    for (size_t i = 0; i < sizeof(task_files) / sizeof(task_files[0]); i++) {
-        if (strcmp(task_files[i].task, task) || !d->data)
-            continue;
-        char paths[4][1024];
-        char *argv[8] = {"data", "import", (char *)task};
-        int n = 3;
-        for (int f = 0; task_files[i].files[f]; f++) {
-            snprintf(paths[f], sizeof(paths[f]), "%s/%s", d->data, task_files[i].files[f]);
-            argv[n++] = paths[f];
-        }
-        argv[n] = NULL;
+    /* qpo data import finds the task's files in the folder by the manifest. */
+    if (d->data) {
+        char *argv[] = {"data", "import", (char *)task, "--data", (char *)d->data, NULL};
         return run_step(argv, err);
     }
     qpo_err_set(err, QPO_EXIT_USAGE, "task %s has no data in the database", task);
-    qpo_err_detail(err,
-                   d->data ? "the data folder %s holds no files for it that qpo demo knows"
-                           : "%sno data folder was found (--data DIR, else ../shared/data)",
-                   d->data ? d->data : "");
-    qpo_err_hint(err, "import it first with 'qpo data import %s FILE...' and pass --db", task);
+    qpo_err_detail(err, "no data folder was found (--data DIR, $QPO_DATA_DIR, ../shared/data "
+                        "or the qpo data fetch cache)");
+    qpo_err_hint(err,
+                 "fetch its files first (qpo data fetch %s), or import it with 'qpo data "
+                 "import %s FILE...' and pass --db",
+                 task, task);
     return -1;
 }
 
@@ -105,16 +92,22 @@ static int import_released_d0(demo_ctx *d, PGconn *conn, const char *task, const
     long long have = count_rows(conn, "demo_d0_records", 3, p, err);
     if (have != 0)
         return have < 0 ? -1 : 0;
-    for (size_t i = 0; i < sizeof(released_d0) / sizeof(released_d0[0]); i++) {
-        if (strcmp(released_d0[i].task, task) || strcmp(released_d0[i].setting, setting) ||
-            !d->data)
+    json_t *releases = released_d0();
+    size_t i;
+    const json_t *r;
+    json_array_foreach(releases, i, r) {
+        if (strcmp(json_string_value(json_object_get(r, "task")), task) ||
+            strcmp(json_string_value(json_object_get(r, "setting")), setting) || !d->data)
             continue;
         char path[1024];
-        snprintf(path, sizeof(path), "%s/%s", d->data, released_d0[i].file);
+        snprintf(path, sizeof(path), "%s/%s", d->data,
+                 json_string_value(json_object_get(r, "path")));
+        json_decref(releases);
         char *argv[] = {"data",      "import-d0",     path,       "--task",       (char *)task,
                         "--setting", (char *)setting, "--target", (char *)target, NULL};
         return run_step(argv, err);
     }
+    json_decref(releases);
     qpo_err_set(err, QPO_EXIT_USAGE, "no D_0 for %s/%s/%s to import", task, setting, target);
     qpo_err_hint(err, "use \"d0\": {\"source\": \"build\"} to build D_0 against the target, or "
                       "import a D_0 file first (qpo data import-d0) and pass --db");

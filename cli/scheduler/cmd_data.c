@@ -1,31 +1,38 @@
-/* qpo data import TASK PATH... | qpo data import-d0 FILE --task T --setting S --target NAME */
+/* qpo data import TASK [PATH...] | qpo data import-d0 FILE --task T --setting S --target NAME
+ * | qpo data fetch NAME... (cli/fetch) */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd_util.h"
 #include "commands.h"
 #include "config.h"
+#include "datafiles.h"
 #include "db.h"
 #include "import.h"
 
 static void data_usage(FILE *out) {
     fprintf(out,
-            "usage: qpo data import TASK PATH... [--format F] [--upstream-split S] [--skip-bad]\n"
+            "usage: qpo data import TASK [PATH...] [--data DIR] [--format F] [--upstream-split S]\n"
+            "                          [--skip-bad]\n"
             "       qpo data import-d0 FILE --task T --setting zero_shot|few_shot --target NAME\n"
             "                          [--model-key KEY] [--skip-bad]\n"
+            "       qpo data fetch NAME... [--from URL|DIR] [--cache DIR]   (its --help)\n"
             "options: --db CONNINFO\n\n"
             "import     loads a task's upstream files (each file one upstream split: train,\n"
             "           validation or test, told by its name or --upstream-split) into\n"
             "           qpo.task_items with the recipe's seeded train/collect/dev/test splits.\n"
             "           Formats: %s. Tasks: %s.\n"
+            "           Without PATH: the task's files in the data folder (--data DIR, else\n"
+            "           $QPO_DATA_DIR, else ../shared/data, else the qpo data fetch cache).\n"
             "import-d0  loads a released D_0 file into qpo.d0_records.\n"
             "Each import is one transaction; importing the same file again changes nothing.\n",
             qpo_dataset_formats, qpo_config_known_tasks());
 }
 
 typedef struct data_opts {
-    const char *db, *format, *upstream_split, *task, *setting, *target, *model_key;
+    const char *db, *format, *upstream_split, *task, *setting, *target, *model_key, *data;
     bool skip_bad;
 } data_opts;
 
@@ -38,6 +45,7 @@ static int parse(int argc, char **argv, data_opts *o) {
                                          {"setting", required_argument, NULL, 's'},
                                          {"target", required_argument, NULL, 'g'},
                                          {"model-key", required_argument, NULL, 'm'},
+                                         {"data", required_argument, NULL, 'D'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -67,6 +75,9 @@ static int parse(int argc, char **argv, data_opts *o) {
             break;
         case 'm':
             o->model_key = optarg;
+            break;
+        case 'D':
+            o->data = optarg;
             break;
         case 'h':
             data_usage(stdout);
@@ -149,7 +160,53 @@ static int import_d0(const data_opts *o, const char *file) {
     return rc < 0 ? qpo_err_print(&err) : 0;
 }
 
+/* `qpo data import TASK` alone: the files the manifest lists for the task, in the data folder. */
+static int import_from_data_dir(const data_opts *o, const char *task) {
+    qpo_err err = {0};
+    char dir[2048];
+    json_t *manifest = NULL;
+    const json_t *set;
+    if (qpo_data_dir(o->data, dir, sizeof(dir), &err) < 0 ||
+        !(manifest = qpo_data_manifest(&err)) || !(set = qpo_data_set(manifest, task, &err))) {
+        json_decref(manifest);
+        return qpo_err_print(&err);
+    }
+    const json_t *files = json_object_get(set, "import");
+    if (!dir[0] || !json_array_size(files)) {
+        qpo_err_set(&err, QPO_EXIT_USAGE,
+                    dir[0] ? "%s: the manifest lists no file to import"
+                           : "%s: no data folder to import from",
+                    task);
+        qpo_err_hint(&err,
+                     "name the files (qpo data import %s PATH...), or fetch them first: "
+                     "qpo data fetch %s",
+                     task, task);
+        json_decref(manifest);
+        return qpo_err_print(&err);
+    }
+    size_t n = json_array_size(files);
+    char **paths = calloc(n, sizeof(*paths));
+    for (size_t i = 0; paths && i < n; i++)
+        if (asprintf(&paths[i], "%s/%s", dir, json_string_value(json_array_get(files, i))) < 0)
+            paths[i] = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!paths || !paths[i]) {
+            fprintf(stderr, "qpo: error: out of memory\n");
+            exit(QPO_EXIT_RUNTIME);
+        }
+    printf("%s: importing from %s\n", task, dir);
+    int rc = import_items(o, task, paths, (int)n);
+    for (size_t i = 0; paths && i < n; i++)
+        free(paths[i]);
+    free(paths);
+    json_decref(manifest);
+    return rc;
+}
+
 int qpo_cmd_data(int argc, char **argv) {
+    /* fetch has its own options, so it is handed over before these are parsed. */
+    if (argc >= 2 && !strcmp(argv[1], "fetch"))
+        return qpo_cmd_data_fetch(argc - 1, argv + 1);
     data_opts o = {0};
     int rc = parse(argc, argv, &o);
     if (rc)
@@ -158,6 +215,8 @@ int qpo_cmd_data(int argc, char **argv) {
     char **args = argv + optind;
     if (nargs >= 3 && !strcmp(args[0], "import"))
         return import_items(&o, args[1], args + 2, nargs - 2);
+    if (nargs == 2 && !strcmp(args[0], "import"))
+        return import_from_data_dir(&o, args[1]);
     if (nargs == 2 && !strcmp(args[0], "import-d0"))
         return import_d0(&o, args[1]);
     data_usage(stderr);
