@@ -4,6 +4,8 @@
 #   ./qpo.sh test     the whole test suite (ctest)
 #   ./qpo.sh test-sanitize   the suite again under ASan+UBSan
 #   ./qpo.sh cuda-check      compile the CUDA backend (policy-only build) and run its gpu tests
+#   ./qpo.sh deploy-check    docker/: compose config (both profiles), Dockerfile lint, entrypoint
+#   ./qpo.sh version         the version `qpo --version` prints (image labels)
 #   ./qpo.sh build | deps     (QPO_CUDA=AUTO in the environment builds the CUDA backend in)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,39 +14,17 @@ root=$(pwd)
 # workers and PostgreSQL share a few cores.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
-debian_packages=(
-  build-essential cmake pkg-config git
-  libpq-dev libcurl4-openssl-dev libevent-dev libcmocka-dev libjansson-dev libpcre2-dev
-  libssl-dev libopenblas-dev libyaml-dev
-  postgresql postgresql-contrib
-  nodejs npm
-  chromium
-)
-
+# The Debian packages: scripts/install-deps.sh holds the lists (build, test, runtime), which the
+# images (docker/) install from too.
 deps() {
-  local missing=()
-  for p in "${debian_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  # Debian's nodejs may be absent while a newer node is installed another way; either serves.
-  if command -v node >/dev/null && command -v npm >/dev/null; then
-    local keep=()
-    for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || keep+=("$p"); done
-    missing=("${keep[@]+"${keep[@]}"}")
-  fi
-  [ ${#missing[@]} -eq 0 ] && return 0
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "qpo.sh: installing ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  scripts/install-deps.sh build test
 }
 
 build() {
   local dir=${1:-build} ; shift || true
   # -Werror is explicit here so that CI keeps it whatever the option's default becomes.
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQPO_WERROR=ON "$@" >/dev/null
-  cmake --build "$dir" -j"$(nproc)"
+  cmake --build "$dir" -j"$(nproc)" ${build_target:+--target "$build_target"}
 }
 
 # Node packages the tests use as independent references (the official OpenAI client, a
@@ -90,5 +70,8 @@ case "${1:-help}" in
     deps; npm_deps; build build-asan -DQPO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DQPO_CUDA=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests build-asan ;;
   demo) deps; build build -DQPO_CUDA="$cuda"; shift; exec build/qpo demo "$@" ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  deploy-check) deps; npm_deps; build_target=qpo build build -DQPO_CUDA="$cuda"
+    docker/deploy-check.sh build/qpo ;;
+  version) cmake -DQPO_SOURCE_DIR="$root" -P cmake/version.cmake ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac
