@@ -39,7 +39,7 @@ fi
 if [ "${1:-}" = worker ]; then
     case " $* " in
         *" --name "* | *" --name="*) ;;
-        *) set -- "$@" --name "${QPO_WORKER_NAME:-$(hostname)}" ;;
+        *) set -- "$@" --name "${QPO_WORKER_NAME:-$(cat /proc/sys/kernel/hostname)}" ;;
     esac
 fi
 
