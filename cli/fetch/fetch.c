@@ -167,39 +167,6 @@ static int from_dir(const char *dir, const want *w, sink *s, qpo_err *err) {
     return rc;
 }
 
-/* Fills the temporary file from the source; size and digest are checked by the caller. */
-static int fill(const json_t *file, const qpo_fetch_source *src, const want *w, sink *s, char *from,
-                size_t nfrom, qpo_err *err) {
-    if (src && src->dir) {
-        snprintf(from, nfrom, "%s/%s", src->dir, w->path);
-        return from_dir(src->dir, w, s, err);
-    }
-    if (src && src->base_url) {
-        snprintf(from, nfrom, "%s/%s", src->base_url, w->path);
-        return from_url(from, w, s, err);
-    }
-    const json_t *urls = json_object_get(file, "urls");
-    if (!json_array_size(urls)) {
-        qpo_err_set(err, QPO_EXIT_USAGE, "%s has no upstream URL", w->path);
-        qpo_err_detail(err, "the file was assembled by hand (config/data-manifest.json)");
-        qpo_err_hint(err, "take it from a data folder that has it: --from DIR");
-        return -1;
-    }
-    /* The mirrors in turn: the first that gives the bytes wins; the last error is kept. */
-    int rc = -1;
-    for (size_t i = 0; rc < 0 && i < json_array_size(urls); i++) {
-        if (i > 0 && (ftruncate(s->fd, 0) < 0 || lseek(s->fd, 0, SEEK_SET) < 0))
-            return qpo_err_set(err, QPO_EXIT_RUNTIME, "%s: cannot reuse the temporary file",
-                               w->path);
-        s->written = 0;
-        EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL);
-        qpo_err_clear(err);
-        snprintf(from, nfrom, "%s", json_string_value(json_array_get(urls, i)));
-        rc = from_url(from, w, s, err);
-    }
-    return rc;
-}
-
 static int check(const want *w, sink *s, const char *from, qpo_err *err) {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned n = 0;
@@ -220,6 +187,39 @@ static int check(const want *w, sink *s, const char *from, qpo_err *err) {
         return -1;
     }
     return 0;
+}
+
+/* Fills the temporary file from the source and checks its size and digest. */
+static int fill(const json_t *file, const qpo_fetch_source *src, const want *w, sink *s, char *from,
+                size_t nfrom, qpo_err *err) {
+    if (src && src->dir) {
+        snprintf(from, nfrom, "%s/%s", src->dir, w->path);
+        return from_dir(src->dir, w, s, err) < 0 ? -1 : check(w, s, from, err);
+    }
+    if (src && src->base_url) {
+        snprintf(from, nfrom, "%s/%s", src->base_url, w->path);
+        return from_url(from, w, s, err) < 0 ? -1 : check(w, s, from, err);
+    }
+    const json_t *urls = json_object_get(file, "urls");
+    if (!json_array_size(urls)) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "%s has no upstream URL", w->path);
+        qpo_err_detail(err, "the file was assembled by hand (config/data-manifest.json)");
+        qpo_err_hint(err, "take it from a data folder that has it: --from DIR");
+        return -1;
+    }
+    /* The mirrors in turn: the first whose bytes match wins; the last error is kept. */
+    int rc = -1;
+    for (size_t i = 0; rc < 0 && i < json_array_size(urls); i++) {
+        if (i > 0 && (ftruncate(s->fd, 0) < 0 || lseek(s->fd, 0, SEEK_SET) < 0))
+            return qpo_err_set(err, QPO_EXIT_RUNTIME, "%s: cannot reuse the temporary file",
+                               w->path);
+        s->written = 0;
+        EVP_DigestInit_ex(s->sha, EVP_sha256(), NULL);
+        qpo_err_clear(err);
+        snprintf(from, nfrom, "%s", json_string_value(json_array_get(urls, i)));
+        rc = from_url(from, w, s, err) < 0 ? -1 : check(w, s, from, err);
+    }
+    return rc;
 }
 
 static int read_want(const json_t *file, want *w, qpo_err *err) {
@@ -256,8 +256,6 @@ int qpo_fetch_file(const json_t *file, const qpo_fetch_source *src, const char *
     }
     EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL);
     int rc = fill(file, src, &w, &s, from, sizeof(from), err);
-    if (rc == 0)
-        rc = check(&w, &s, from, err);
     if (rc == 0 && (fchmod(s.fd, 0644) < 0 || fsync(s.fd) < 0))
         rc = qpo_err_set(err, QPO_EXIT_RUNTIME, "%s: %s", tmp, strerror(errno));
     close(s.fd);
