@@ -51,7 +51,7 @@ static const command commands[] = {
     {"resume", qpo_cmd_resume, "give failed and dead jobs of an experiment fresh attempts"},
     {"cancel", qpo_cmd_cancel, "cancel an experiment and all its jobs"},
     {"results", qpo_cmd_results, "test accuracy per task, setting, target and loop"},
-    {"data", qpo_cmd_data, "import task data sets and released D_0 files"},
+    {"data", qpo_cmd_data, "fetch and import task data sets and released D_0 files"},
 #endif
 #ifdef QPO_HAVE_REPORT
     {"report", qpo_cmd_report, "an experiment's plots as a self-contained HTML page"},
