@@ -144,6 +144,7 @@ int qpo_cmd_data_fetch(int argc, char **argv) {
         return qpo_err_print(&err);
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    qpo_fetch_cleanup_on_signals();
     for (size_t i = 0; sets[i] && rc == 0; i++)
         rc = fetch_set(sets[i], &src, cache, &err);
     curl_global_cleanup();

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,25 @@
 #define STALL_BYTES_PER_S 1L
 #define STALL_S 60L
 #define COPY_CHUNK 65536
+
+/* The temporary file being written, for the signal handler: Ctrl-C or a stopped container
+ * must not leave a half-written file beside the cache's. One fetch at a time per process. */
+static char partial_path[4200];
+static volatile sig_atomic_t partial_exists;
+
+static void remove_partial_and_die(int sig) {
+    if (partial_exists)
+        unlink(partial_path); /* async-signal-safe; ENOENT after a rename is harmless */
+    raise(sig);               /* SA_RESETHAND: the default action, so the exit says which signal */
+}
+
+void qpo_fetch_cleanup_on_signals(void) {
+    struct sigaction sa = {.sa_handler = remove_partial_and_die, .sa_flags = SA_RESETHAND};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
 
 /* The file being written: its descriptor, its running digest, and the size it may reach. */
 typedef struct sink {
@@ -240,7 +260,8 @@ int qpo_fetch_file(const json_t *file, const qpo_fetch_source *src, const char *
     want w;
     if (read_want(file, &w, err) < 0)
         return -1;
-    char dest[4096], tmp[4200], have[65], from[4096] = "";
+    char dest[4096], have[65], from[4096] = "";
+    char *tmp = partial_path;
     snprintf(dest, sizeof(dest), "%s/%s", cache, w.path);
     if (file_sha256(dest, have) == 0 && !strcmp(have, w.sha256)) {
         *outcome = QPO_FETCH_PRESENT;
@@ -248,9 +269,11 @@ int qpo_fetch_file(const json_t *file, const qpo_fetch_source *src, const char *
     }
     if (mkdir_parents(dest, err) < 0)
         return -1;
-    snprintf(tmp, sizeof(tmp), "%s.part-XXXXXX", dest);
+    snprintf(tmp, sizeof(partial_path), "%s.part-XXXXXX", dest);
+    partial_exists = 1;
     sink s = {.fd = mkstemp(tmp), .sha = EVP_MD_CTX_new(), .limit = w.size};
     if (s.fd < 0) {
+        partial_exists = 0;
         EVP_MD_CTX_free(s.sha);
         return qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot create %s: %s", tmp, strerror(errno));
     }
@@ -263,8 +286,10 @@ int qpo_fetch_file(const json_t *file, const qpo_fetch_source *src, const char *
     if (rc == 0 && rename(tmp, dest) < 0)
         rc = qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot rename %s to %s: %s", tmp, dest,
                          strerror(errno));
-    if (rc < 0) {
+    if (rc < 0)
         unlink(tmp);
+    partial_exists = 0;
+    if (rc < 0) {
         remove_empty_parents(dest, cache);
         return -1;
     }

@@ -22,4 +22,8 @@ typedef enum { QPO_FETCH_PRESENT, QPO_FETCH_FETCHED } qpo_fetch_outcome;
 int qpo_fetch_file(const json_t *file, const qpo_fetch_source *src, const char *cache,
                    qpo_fetch_outcome *outcome, qpo_err *err);
 
+/* SIGINT, SIGTERM and SIGHUP remove the temporary file being written, then end the process
+ * as the signal would. */
+void qpo_fetch_cleanup_on_signals(void);
+
 #endif

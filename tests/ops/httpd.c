@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define STALL_MAX_MS 20000
+
 struct test_httpd {
     int fd;
     char root[512], url[64];
@@ -53,7 +55,8 @@ static void answer(test_httpd *h, int fd, const char *target) {
         snprintf(path, sizeof(path), "%s%s", h->root, slash);
         body = slurp(path, &n);
     }
-    bool known = !strcmp(mode, "ok") || !strcmp(mode, "corrupt") || !strcmp(mode, "cut");
+    bool known = !strcmp(mode, "ok") || !strcmp(mode, "corrupt") || !strcmp(mode, "cut") ||
+                 !strcmp(mode, "stall");
     if (!body || !known || n == 0) {
         const char *nf = "HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\nConnection: close\r\n"
                          "\r\nnot found\n";
@@ -66,8 +69,16 @@ static void answer(test_httpd *h, int fd, const char *target) {
     int len = snprintf(head, sizeof(head),
                        "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
     send_all(fd, head, (size_t)len);
-    send_all(fd, body, !strcmp(mode, "cut") ? n / 2 : n);
+    bool partial = !strcmp(mode, "cut") || !strcmp(mode, "stall");
+    send_all(fd, body, partial ? n / 2 : n);
     free(body);
+    if (!strcmp(mode, "stall")) {
+        /* Hold the connection open until the client goes (or STALL_MAX_MS passes). */
+        struct pollfd p = {fd, POLLIN, 0};
+        char c;
+        while (!atomic_load(&h->stop) && poll(&p, 1, STALL_MAX_MS) == 1 && recv(fd, &c, 1, 0) > 0)
+            ;
+    }
 }
 
 static void serve_one(test_httpd *h, int fd) {

@@ -4,7 +4,8 @@
 /* A loopback HTTP server on its own thread that serves a data folder with faults chosen by
  * the first path segment: /ok/PATH the file, /corrupt/PATH the file with its first byte
  * changed, /cut/PATH half the file under the whole file's Content-Length and then a closed
- * connection, anything missing a 404. One request per connection, as `qpo data fetch`
+ * connection, /stall/PATH half the file and then nothing until the client goes, anything
+ * missing a 404. One request per connection, as `qpo data fetch`
  * makes them. */
 
 typedef struct test_httpd test_httpd;

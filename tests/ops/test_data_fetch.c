@@ -1,9 +1,9 @@
 /* qpo data fetch through the binary, against a loopback HTTP server that serves
  * ../shared/data with faults (httpd.h): a good transfer lands every file with its bytes and a
  * second run fetches nothing; a wrong checksum, a 404 and a cut transfer each fail naming the
- * file and leave no file behind; --from DIR checks the whole manifest against ../shared/data;
- * and `qpo data import TASK` with no data folder reads the fetch cache into PostgreSQL.
- * Skips (with a message) when ../shared/data is absent. */
+ * file and leave no file behind, and so does a fetch stopped by SIGTERM mid-transfer; --from DIR
+ * checks the whole manifest against ../shared/data; and `qpo data import TASK` with no data folder
+ * reads the fetch cache into PostgreSQL. Skips (with a message) when ../shared/data is absent. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +12,8 @@
 
 #include <dirent.h>
 #include <libpq-fe.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +47,9 @@ static char *slurp(const char *path, size_t *n) {
     return buf;
 }
 
-/* Runs qpo in cwd with env entries "NAME=VALUE" set ("NAME=" unsets); returns its exit code
- * and its stdout and stderr together in *out (free it). */
-static int run_qpo(const char *cwd, const char *const *env, char *const *args, char **out) {
+/* Starts qpo in cwd with env entries "NAME=VALUE" set ("NAME=" unsets), its stdout and stderr
+ * into TMP/qpo.log. */
+static pid_t spawn_qpo(const char *cwd, const char *const *env, char *const *args) {
     char log[128];
     snprintf(log, sizeof(log), "%s/qpo.log", tmp);
     pid_t pid = fork();
@@ -70,6 +72,14 @@ static int run_qpo(const char *cwd, const char *const *env, char *const *args, c
         execv(argv[0], argv);
         _exit(127);
     }
+    return pid;
+}
+
+/* Runs qpo as spawn_qpo does; returns its exit code and its output in *out (free it). */
+static int run_qpo(const char *cwd, const char *const *env, char *const *args, char **out) {
+    pid_t pid = spawn_qpo(cwd, env, args);
+    char log[128];
+    snprintf(log, sizeof(log), "%s/qpo.log", tmp);
     int st;
     waitpid(pid, &st, 0);
     *out = slurp(log, NULL);
@@ -170,6 +180,47 @@ static void test_cut_transfer_keeps_nothing(void **state) {
     expect_fault("cut", "failed after");
 }
 
+/* A `.part-` file in dir that has bytes: the download is under way. */
+static bool partial_in(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        char p[1024];
+        struct stat st;
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        found = strstr(e->d_name, ".part-") && stat(p, &st) == 0 && st.st_size > 0;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Stopped mid-transfer (docker stop, Ctrl-C): the half-written file goes with the process. */
+static void test_stopped_fetch_keeps_nothing(void **state) {
+    (void)state;
+    char cache[128], from[128], dir[256];
+    cache_path("stall", cache, sizeof(cache));
+    snprintf(from, sizeof(from), "%s/stall", test_httpd_url(httpd));
+    snprintf(dir, sizeof(dir), "%s/tweet_eval_emotion", cache);
+    char *args[] = {"data", "fetch", "tweet_emotion", "--from", from, "--cache", cache, NULL};
+    pid_t pid = spawn_qpo(tmp, NULL, args);
+    bool seen = false;
+    for (int waited = 0; !seen && waited < 20000; waited += 20) {
+        seen = partial_in(dir);
+        if (!seen)
+            usleep(20000);
+    }
+    assert_true(seen);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGTERM);
+    assert_int_equal(count_files(cache), 0);
+}
+
 /* The manifest's every size and SHA-256 against ../shared/data, and a corrupt cached file is
  * replaced rather than trusted. */
 static void test_from_dir_checks_whole_manifest(void **state) {
@@ -258,6 +309,7 @@ int main(void) {
         cmocka_unit_test(test_wrong_checksum_keeps_nothing),
         cmocka_unit_test(test_404_keeps_nothing),
         cmocka_unit_test(test_cut_transfer_keeps_nothing),
+        cmocka_unit_test(test_stopped_fetch_keeps_nothing),
         cmocka_unit_test(test_from_dir_checks_whole_manifest),
         cmocka_unit_test(test_bad_usage),
         cmocka_unit_test(test_import_reads_the_cache),
