@@ -10,7 +10,9 @@ COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN scripts/install-deps.sh build && rm -rf /var/lib/apt/lists/*
 COPY . .
 ARG QPO_CUDA_ARCHS="80;90"
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQPO_CUDA=ON -DQPO_WERROR=ON \
+# Warnings are not errors here: CI holds the code to -Werror with Debian 12's GCC 12, and Ubuntu
+# 22.04's GCC 11 must not refuse an image over a warning CI never saw.
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQPO_CUDA=ON -DQPO_WERROR=OFF \
           -DCMAKE_CUDA_ARCHITECTURES="${QPO_CUDA_ARCHS}" \
     && cmake --build build -j"$(nproc)" --target qpo
 ARG QPO_VERSION=""
