@@ -16,6 +16,9 @@
 #include "experiments.h"
 #include "gpt2_weights.h"
 #include "log.h"
+#include "metrics.h"
+#include "observe.h"
+#include "queue_metrics.h"
 
 static void submit_usage(FILE *out) {
     fprintf(out, "usage: qpo submit FILE [--name NAME] [--db CONNINFO]\n\n"
@@ -115,24 +118,34 @@ static void on_signal(int sig) {
 }
 
 static void scheduler_usage(FILE *out) {
-    fprintf(out, "usage: qpo scheduler [--once] [--poll-ms MS] [--db CONNINFO]\n\n"
+    fprintf(out, "usage: qpo scheduler [--once] [--poll-ms MS] [--db CONNINFO]\n"
+                 "                     [--log-format text|json] [--log-level LEVEL]\n"
+                 "                     [--metrics-listen ADDR]\n\n"
                  "Plans submitted experiments into runs and jobs and keeps run and experiment\n"
                  "states in line with their jobs. Stateless: stop and restart it at any time,\n"
                  "and run several for availability; none doubles another's work. It wakes on\n"
                  "every experiment insert (NOTIFY qpo_experiments) and polls every MS\n"
                  "milliseconds (default 2000). --once: one pass, then exit.\n"
                  "QPO_SCHEDULER_FAULT_AFTER_JOBS=N (tests only): die by SIGKILL after writing N\n"
-                 "jobs of a plan, before its commit.\n");
+                 "jobs of a plan, before its commit.\n\n" QPO_OBS_USAGE);
 }
+
+static qpo_metric passes =
+    QPO_COUNTER("qpo_scheduler_passes_total", "Planning passes of this scheduler.", NULL, NULL);
+static qpo_metric handled =
+    QPO_COUNTER("qpo_scheduler_experiments_handled_total",
+                "Submitted experiments this scheduler planned or marked invalid.", NULL, NULL);
 
 /* Plans every waiting experiment, then refreshes states. */
 static int one_pass(PGconn *conn, size_t fault_after, qpo_err *err) {
+    qpo_metric_add(&passes, 1, NULL, NULL);
     for (;;) {
         int64_t id = 0;
         if (qpo_experiment_plan_next(conn, fault_after, &id, err) < 0)
             return -1;
         if (!id)
             break;
+        qpo_metric_add(&handled, 1, NULL, NULL);
         qpo_info("scheduler: experiment %" PRId64 " handled", id);
     }
     return qpo_experiments_refresh(conn, err);
@@ -162,13 +175,17 @@ static PGconn *listen_connect(const char *db, qpo_err *err) {
     return conn;
 }
 
+static int scheduler_loop(const char *db, int once, int poll_ms, qpo_err *err);
+
 int qpo_cmd_scheduler(int argc, char **argv) {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"once", no_argument, NULL, 'o'},
                                          {"poll-ms", required_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
+                                         QPO_OBS_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *db = NULL;
+    qpo_obs obs = {0};
     int once = 0, poll_ms = 2000, c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -181,7 +198,7 @@ int qpo_cmd_scheduler(int argc, char **argv) {
         else if (c == 'h') {
             scheduler_usage(stdout);
             return 0;
-        } else {
+        } else if (!qpo_obs_option(c, optarg, &obs)) {
             scheduler_usage(stderr);
             return QPO_EXIT_USAGE;
         }
@@ -190,24 +207,38 @@ int qpo_cmd_scheduler(int argc, char **argv) {
         scheduler_usage(stderr);
         return QPO_EXIT_USAGE;
     }
+    qpo_err err = {0};
+    qpo_queue_metrics depth = {qpo_db_conninfo(db), NULL};
+    if (obs.metrics_listen)
+        qpo_metrics_set_collector(qpo_queue_metrics_collect, &depth);
+    if (qpo_obs_start(&obs, &err) < 0)
+        return qpo_err_print(&err);
+    int rc = scheduler_loop(db, once, poll_ms, &err);
+    qpo_obs_stop();
+    qpo_queue_metrics_close(&depth);
+    return rc < 0 ? qpo_err_print(&err) : 0;
+}
+
+/* Runs passes until a signal (or one with --once); -1 with err set on an error that is no
+ * lost connection. */
+static int scheduler_loop(const char *db, int once, int poll_ms, qpo_err *err) {
     const char *fault = getenv("QPO_SCHEDULER_FAULT_AFTER_JOBS");
     size_t fault_after = fault ? (size_t)strtoull(fault, NULL, 10) : 0;
-    qpo_err err = {0};
-    PGconn *conn = listen_connect(db, &err);
+    PGconn *conn = listen_connect(db, err);
     if (!conn)
-        return qpo_err_print(&err);
+        return -1;
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     int rc = 0;
     while (!stopping) {
-        rc = one_pass(conn, fault_after, &err);
+        rc = one_pass(conn, fault_after, err);
         /* A lost connection (server restart, failover) is waited out: nothing of a pass
          * survives a rollback, so the next pass redoes it. Other errors are bugs or a wrong
          * schema: exit, loudly. */
         if (rc < 0 && qpo_db_conn_lost(conn) && !once) {
-            qpo_warn("scheduler: %s; reconnecting", err.msg);
+            qpo_warn("scheduler: %s; reconnecting", err->msg);
             PQfinish(conn);
-            while (!stopping && !(conn = listen_connect(db, &err)))
+            while (!stopping && !(conn = listen_connect(db, err)))
                 sleep(1);
             if (!conn)
                 return 0;
@@ -218,5 +249,5 @@ int qpo_cmd_scheduler(int argc, char **argv) {
         wait_for_work(conn, poll_ms);
     }
     PQfinish(conn);
-    return rc < 0 ? qpo_err_print(&err) : 0;
+    return rc;
 }

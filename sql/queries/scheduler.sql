@@ -186,3 +186,12 @@ ORDER BY 1, 2, 3, 4;
 
 -- name: run_data_problem
 SELECT qpo.run_data_problem($1);
+
+-- name: metrics_queue_depth
+-- The unfinished jobs per state for `qpo scheduler --metrics-listen`, read at scrape time.
+-- Finished states grow without bound and are left out: counting them would scan the table.
+SELECT s.state, count(j.id)
+FROM unnest(ARRAY['blocked', 'queued', 'running', 'failed']) AS s(state)
+LEFT JOIN qpo.jobs j ON j.state = s.state
+GROUP BY s.state
+ORDER BY s.state;
