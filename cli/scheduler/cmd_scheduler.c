@@ -21,11 +21,15 @@
 #include "queue_metrics.h"
 
 static void submit_usage(FILE *out) {
-    fprintf(out, "usage: qpo submit FILE [--name NAME] [--db CONNINFO]\n\n"
+    fprintf(out, "usage: qpo submit FILE [--name NAME] [--db CONNINFO] [--dry-run [--json]]\n\n"
                  "Validates an experiment config (config/README.md) and submits it; prints the\n"
                  "experiment id. The scheduler plans it into runs and jobs. An invalid config is\n"
                  "refused (exit 2) with the field at fault, and nothing is written.\n"
-                 "NAME defaults to the config's \"name\", else the file's base name.\n");
+                 "NAME defaults to the config's \"name\", else the file's base name.\n\n"
+                 "--dry-run prints the plan instead, writing nothing: runs, jobs per kind, the\n"
+                 "LLM calls and tokens they would spend (estimated from the config and the task\n"
+                 "sizes in the database; D_0's source prompts are counted from $QPO_PROMPTS_DIR).\n"
+                 "--json prints it as one JSON object.\n");
 }
 
 /* The experiment's name: --name, else the config's "name", else the file's base name. */
@@ -62,18 +66,22 @@ static void warn_missing_weights(const json_t *resolved) {
 }
 
 int qpo_cmd_submit(int argc, char **argv) {
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'}, {"name", required_argument, NULL, 'n'},
+        {"dry-run", no_argument, NULL, 'r'},  {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},     {0, 0, 0, 0}};
     const char *db = NULL, *name = NULL;
-    int c;
+    int c, dry_run = 0, as_json = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'd')
             db = optarg;
         else if (c == 'n')
             name = optarg;
+        else if (c == 'r')
+            dry_run = 1;
+        else if (c == 'j')
+            as_json = 1;
         else if (c == 'h') {
             submit_usage(stdout);
             return 0;
@@ -97,9 +105,17 @@ int qpo_cmd_submit(int argc, char **argv) {
         return qpo_err_print(&err);
     }
     warn_missing_weights(resolved);
-    json_decref(resolved);
     char buf[256];
     default_name(path, cfg, buf, sizeof(buf));
+    if (dry_run || as_json) {
+        int rc =
+            dry_run ? qpo_submit_dry_run(db, name ? name : buf, resolved, as_json)
+                    : (fprintf(stderr, "qpo: error: --json goes with --dry-run\n"), QPO_EXIT_USAGE);
+        json_decref(resolved);
+        json_decref(cfg);
+        return rc;
+    }
+    json_decref(resolved);
     PGconn *conn = qpo_sched_connect(db, "qpo submit", &err);
     int64_t id = 0;
     int rc = conn ? qpo_experiment_submit(conn, name ? name : buf, cfg, &id, &err) : -1;

@@ -195,3 +195,14 @@ FROM unnest(ARRAY['blocked', 'queued', 'running', 'failed']) AS s(state)
 LEFT JOIN qpo.jobs j ON j.state = s.state
 GROUP BY s.state
 ORDER BY s.state;
+
+-- name: dryrun_task_sizes
+-- $1 task: items per split and the mean query length in characters, for `qpo submit --dry-run`.
+SELECT split, count(*), coalesce(avg(length(query)), 0)
+FROM qpo.task_items
+WHERE task = $1
+GROUP BY split;
+
+-- name: dryrun_d0_prompts
+-- $1 task, $2 setting, $3 target: the distinct source prompts of an imported D_0.
+SELECT count(DISTINCT prompt) FROM qpo.d0_records WHERE task = $1 AND setting = $2 AND target = $3;
