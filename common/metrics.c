@@ -55,11 +55,12 @@ static qpo_series *series_of(qpo_metric *m, const char *l1, const char *l2) {
     }
     size_t n = nlabels(m);
     const char *v[QPO_METRIC_MAX_LABELS] = {l1, l2};
-    for (int pass = 0; pass < 2; pass++) {
+    /* The last free slot is kept for "other". */
+    for (bool other = false;; other = true) {
         for (size_t i = 0; i < m->nseries; i++)
             if (same_values(&m->series[i], v, n))
                 return &m->series[i];
-        if (m->nseries < QPO_METRIC_MAX_SERIES)
+        if (other || m->nseries < QPO_METRIC_MAX_SERIES - 1)
             break;
         for (size_t i = 0; i < n; i++)
             v[i] = "other";

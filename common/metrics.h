@@ -7,7 +7,7 @@
  * A family is a static qpo_metric defined where it is counted (one definition per name: two
  * would print the family twice, which Prometheus refuses); it joins the registry on first use,
  * so a process prints only what it does. Label sets stay bounded by construction (kinds,
- * states, targets, status classes); a family still refuses its 65th label set and counts it
+ * states, targets, status classes); a family still files label sets past its 63rd
  * under the value "other". Updates take one process-wide mutex: they happen per job, per LLM
  * attempt or per training step, never in an inner loop. */
 
