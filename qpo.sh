@@ -19,6 +19,7 @@ debian_packages=(
   postgresql postgresql-contrib
   nodejs npm
   chromium
+  prometheus  # promtool lints the /metrics text in tests/observe (they skip the lint without it)
 )
 
 deps() {
