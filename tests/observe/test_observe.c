@@ -211,11 +211,30 @@ static void on_done(const qpo_llm_result *r, void *user) {
     c->status = r->status;
 }
 
+/* A one-entry response cache: the first answer is kept and serves later lookups. */
+static char *cached_body;
+
+static int64_t keep_first(const qpo_llm_attempt *a, void *arg) {
+    if (!cached_body && a->status == QPO_LLM_OK && a->response_body)
+        cached_body = strdup(a->response_body);
+    return 1;
+}
+
+static bool answer_cached(const qpo_llm_request_key *key, char **body, int64_t *call_id,
+                          void *arg) {
+    if (!cached_body)
+        return false;
+    *body = strdup(cached_body);
+    *call_id = 1;
+    return true;
+}
+
 static qpo_llm_client *client_for(struct event_base *base, const char *name, const char *url,
                                   const char *model) {
     qpo_llm_target t = {.name = name, .base_url = url, .model = model, .retry_budget = -1};
+    qpo_llm_hooks hooks = {.on_attempt = keep_first, .cache_lookup = answer_cached};
     qpo_err err = {0};
-    qpo_llm_client *c = qpo_llm_client_new(base, &t, NULL, &err);
+    qpo_llm_client *c = qpo_llm_client_new(base, &t, &hooks, &err);
     if (!c)
         fail_msg("client: %s", err.msg);
     return c;
@@ -231,7 +250,7 @@ static void test_llm_calls_both_sides(void **state) {
     struct event_base *base = event_base_new();
     qpo_llm_client *ok = client_for(base, "sim-ok", sim.url, "qpo-sim");
     qpo_llm_client *bad = client_for(base, "sim-bad", sim.url, "no-such-model");
-    call calls[4] = {0};
+    call calls[5] = {0};
     qpo_err err = {0};
     for (int i = 0; i < 3; i++)
         assert_int_equal(
@@ -242,11 +261,18 @@ static void test_llm_calls_both_sides(void **state) {
     for (int i = 0; i < 3; i++)
         assert_int_equal(calls[i].status, QPO_LLM_OK);
     assert_int_equal(calls[3].status, QPO_LLM_ERR_CLIENT);
+    /* The same request again: answered by the cache, no HTTP call. */
+    assert_int_equal(
+        qpo_llm_score(ok, "Tweet: so sad\nEmotion:", " Sadness", on_done, &calls[4], &err), 0);
+    assert_int_equal(qpo_llm_client_drain(ok), 0);
+    assert_int_equal(calls[4].status, QPO_LLM_OK);
 
     /* The client's families, in this process. */
     char *text = qpo_metrics_render();
     assert_true(sample(text, "qpo_llm_calls_total{target=\"sim-ok\",status=\"ok\"}") == 3);
     assert_true(sample(text, "qpo_llm_calls_total{target=\"sim-bad\",status=\"client\"}") == 1);
+    assert_true(sample(text, "qpo_llm_cache_hits_total{target=\"sim-ok\"}") == 1);
+    assert_true(sample(text, "qpo_llm_tokens_total{target=\"sim-ok\",type=\"prompt\"}") > 0);
     assert_true(sample(text, "qpo_llm_call_duration_seconds_count{target=\"sim-ok\"}") == 3);
     assert_true(
         sample(text, "qpo_llm_call_duration_seconds_bucket{target=\"sim-ok\",le=\"+Inf\"}") == 3);
@@ -263,6 +289,7 @@ static void test_llm_calls_both_sides(void **state) {
     free(text);
     qpo_llm_client_free(ok);
     qpo_llm_client_free(bad);
+    free(cached_body);
     event_base_free(base);
     assert_int_equal(simproc_stop(&sim, SIGTERM), 0);
 }
