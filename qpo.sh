@@ -70,7 +70,7 @@ case "${1:-help}" in
     deps; npm_deps; build build-asan -DQPO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DQPO_CUDA=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests build-asan ;;
   demo) deps; build build -DQPO_CUDA="$cuda"; shift; exec build/qpo demo "$@" ;;
-  deploy-check) deps; npm_deps; build_target=qpo build build -DQPO_CUDA="$cuda"
+  deploy-check) deps; scripts/install-deps.sh ci; npm_deps; build_target=qpo build build -DQPO_CUDA="$cuda"
     docker/deploy-check.sh build/qpo ;;
   version) cmake -DQPO_SOURCE_DIR="$root" -P cmake/version.cmake ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;

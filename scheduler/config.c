@@ -569,3 +569,22 @@ json_t *qpo_config_load_file(const char *path, qpo_err *err) {
     }
     return cfg;
 }
+
+int qpo_config_each_run(const json_t *resolved, qpo_config_run_fn fn, void *arg) {
+    size_t a, b, d, e;
+    json_t *task, *setting, *target, *seed;
+    json_array_foreach(json_object_get(resolved, "tasks"), a, task) {
+        json_array_foreach(json_object_get(resolved, "settings"), b, setting) {
+            json_array_foreach(json_object_get(resolved, "targets"), d, target) {
+                json_array_foreach(json_object_get(resolved, "seeds"), e, seed) {
+                    int rc = fn(json_string_value(task), json_string_value(setting),
+                                json_string_value(json_object_get(target, "name")),
+                                (long long)json_integer_value(seed), arg);
+                    if (rc)
+                        return rc;
+                }
+            }
+        }
+    }
+    return 0;
+}

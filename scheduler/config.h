@@ -24,4 +24,10 @@ const char *qpo_config_known_tasks(void);
 /* True when the task scores numeric answers (GSM8K, SVAMP) rather than labels. */
 int qpo_config_task_is_math(const char *task);
 
+/* The runs of a resolved config, in the one order every planner uses (task, setting, target,
+ * seed): fn for each, stopping at its first non-zero return, which is returned. */
+typedef int (*qpo_config_run_fn)(const char *task, const char *setting, const char *target,
+                                 long long seed, void *arg);
+int qpo_config_each_run(const json_t *resolved, qpo_config_run_fn fn, void *arg);
+
 #endif

@@ -68,47 +68,44 @@ static int upsert_target(PGconn *conn, const json_t *t, int index, qpo_err *err)
     return rc;
 }
 
-static int insert_runs(PGconn *conn, int64_t exp, const json_t *r, qpo_err *err) {
+typedef struct run_insert {
+    PGconn *conn;
+    qpo_err *err;
     char id[24], loops[16], nb[16], bs[16], size[16], msize[16], shards[16];
-    snprintf(id, sizeof(id), "%" PRId64, exp);
-    snprintf(loops, sizeof(loops), "%lld",
+    const char *draw;
+} run_insert;
+
+static int insert_run(const char *task, const char *setting, const char *target, long long seed,
+                      void *arg) {
+    run_insert *ri = arg;
+    char s[24];
+    snprintf(s, sizeof(s), "%lld", seed);
+    const char *params[] = {
+        ri->id,     task,    setting,
+        target,     s,       ri->loops,
+        ri->nb,     ri->bs,  qpo_config_task_is_math(task) ? ri->msize : ri->size,
+        ri->shards, ri->draw};
+    return exec_named(ri->conn, "run_insert", 11, params, ri->err);
+}
+
+static int insert_runs(PGconn *conn, int64_t exp, const json_t *r, qpo_err *err) {
+    run_insert ri = {.conn = conn, .err = err};
+    snprintf(ri.id, sizeof(ri.id), "%" PRId64, exp);
+    snprintf(ri.loops, sizeof(ri.loops), "%lld",
              (long long)json_integer_value(json_object_get(r, "loops")));
     const json_t *c = json_object_get(r, "collect"), *t = json_object_get(r, "test");
-    snprintf(nb, sizeof(nb), "%lld", (long long)json_integer_value(json_object_get(c, "batches")));
-    snprintf(bs, sizeof(bs), "%lld",
+    snprintf(ri.nb, sizeof(ri.nb), "%lld",
+             (long long)json_integer_value(json_object_get(c, "batches")));
+    snprintf(ri.bs, sizeof(ri.bs), "%lld",
              (long long)json_integer_value(json_object_get(c, "batch_size")));
-    snprintf(size, sizeof(size), "%lld", (long long)json_integer_value(json_object_get(t, "size")));
-    snprintf(msize, sizeof(msize), "%lld",
+    snprintf(ri.size, sizeof(ri.size), "%lld",
+             (long long)json_integer_value(json_object_get(t, "size")));
+    snprintf(ri.msize, sizeof(ri.msize), "%lld",
              (long long)json_integer_value(json_object_get(t, "math_size")));
-    snprintf(shards, sizeof(shards), "%lld",
+    snprintf(ri.shards, sizeof(ri.shards), "%lld",
              (long long)json_integer_value(json_object_get(t, "shards")));
-    size_t a, b, d, e;
-    json_t *task, *setting, *target, *seed;
-    json_array_foreach(json_object_get(r, "tasks"), a, task) {
-        const char *tsize = qpo_config_task_is_math(json_string_value(task)) ? msize : size;
-        json_array_foreach(json_object_get(r, "settings"), b, setting) {
-            json_array_foreach(json_object_get(r, "targets"), d, target) {
-                json_array_foreach(json_object_get(r, "seeds"), e, seed) {
-                    char s[24];
-                    snprintf(s, sizeof(s), "%lld", (long long)json_integer_value(seed));
-                    const char *params[] = {id,
-                                            json_string_value(task),
-                                            json_string_value(setting),
-                                            json_string_value(json_object_get(target, "name")),
-                                            s,
-                                            loops,
-                                            nb,
-                                            bs,
-                                            tsize,
-                                            shards,
-                                            json_string_value(json_object_get(c, "draw"))};
-                    if (exec_named(conn, "run_insert", 11, params, err) < 0)
-                        return -1;
-                }
-            }
-        }
-    }
-    return 0;
+    ri.draw = json_string_value(json_object_get(c, "draw"));
+    return qpo_config_each_run(r, insert_run, &ri);
 }
 
 static int plan_jobs(PGconn *conn, int64_t exp, const json_t *resolved, size_t fault_after,

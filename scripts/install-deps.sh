@@ -4,7 +4,9 @@
 #   scripts/install-deps.sh GROUP...          install what is missing (apt-get; sudo when not root)
 #   scripts/install-deps.sh --print GROUP...  print the packages, one a line
 # Groups: build (compiler, CMake, the -dev libraries), test (PostgreSQL server, Node for the
-# reference clients, Chromium for the report test, the deployment linters), runtime (the
+# reference clients, Chromium for the report test), ci (the deployment linters and promtool:
+# only CI and ./qpo.sh deploy-check install them, because Debian's prometheus package starts a
+# Prometheus server as a service where systemd runs), runtime (the
 # shared libraries the qpo binary loads, for the images' last stage; ./qpo.sh deploy-check
 # checks the list against the built binary). The names hold on Debian 12 and on the Ubuntu
 # 22.04 of NVIDIA's CUDA images.
@@ -19,7 +21,10 @@ test=(
   postgresql postgresql-contrib
   nodejs npm
   chromium
+)
+ci=(
   docker-compose shellcheck
+  prometheus  # promtool lints the /metrics text in tests/observe (they skip the lint without it)
 )
 runtime=(
   libpq5 libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libjansson4 libpcre2-8-0 libssl3
@@ -28,14 +33,15 @@ runtime=(
 
 print=false
 [[ ${1:-} == --print ]] && { print=true; shift; }
-[[ $# -gt 0 ]] || { sed -n '2,11p' "$0" >&2; exit 2; }
+[[ $# -gt 0 ]] || { sed -n '2,13p' "$0" >&2; exit 2; }
 wanted=()
 for group in "$@"; do
   case $group in
     build) wanted+=("${build[@]}") ;;
     test) wanted+=("${test[@]}") ;;
+    ci) wanted+=("${ci[@]}") ;;
     runtime) wanted+=("${runtime[@]}") ;;
-    *) echo "install-deps.sh: unknown group '$group' (build, test, runtime)" >&2; exit 2 ;;
+    *) echo "install-deps.sh: unknown group '$group' (build, test, ci, runtime)" >&2; exit 2 ;;
   esac
 done
 if $print; then printf '%s\n' "${wanted[@]}"; exit 0; fi

@@ -16,13 +16,20 @@
 #include "experiments.h"
 #include "gpt2_weights.h"
 #include "log.h"
+#include "metrics.h"
+#include "observe.h"
+#include "queue_metrics.h"
 
 static void submit_usage(FILE *out) {
-    fprintf(out, "usage: qpo submit FILE [--name NAME] [--db CONNINFO]\n\n"
+    fprintf(out, "usage: qpo submit FILE [--name NAME] [--db CONNINFO] [--dry-run [--json]]\n\n"
                  "Validates an experiment config (config/README.md) and submits it; prints the\n"
                  "experiment id. The scheduler plans it into runs and jobs. An invalid config is\n"
                  "refused (exit 2) with the field at fault, and nothing is written.\n"
-                 "NAME defaults to the config's \"name\", else the file's base name.\n");
+                 "NAME defaults to the config's \"name\", else the file's base name.\n\n"
+                 "--dry-run prints the plan instead, writing nothing: runs, jobs per kind, the\n"
+                 "LLM calls and tokens they would spend (estimated from the config and the task\n"
+                 "sizes in the database; D_0's source prompts are counted from $QPO_PROMPTS_DIR).\n"
+                 "--json prints it as one JSON object.\n");
 }
 
 /* The experiment's name: --name, else the config's "name", else the file's base name. */
@@ -59,18 +66,22 @@ static void warn_missing_weights(const json_t *resolved) {
 }
 
 int qpo_cmd_submit(int argc, char **argv) {
-    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, 'd'}, {"name", required_argument, NULL, 'n'},
+        {"dry-run", no_argument, NULL, 'r'},  {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},     {0, 0, 0, 0}};
     const char *db = NULL, *name = NULL;
-    int c;
+    int c, dry_run = 0, as_json = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'd')
             db = optarg;
         else if (c == 'n')
             name = optarg;
+        else if (c == 'r')
+            dry_run = 1;
+        else if (c == 'j')
+            as_json = 1;
         else if (c == 'h') {
             submit_usage(stdout);
             return 0;
@@ -94,9 +105,17 @@ int qpo_cmd_submit(int argc, char **argv) {
         return qpo_err_print(&err);
     }
     warn_missing_weights(resolved);
-    json_decref(resolved);
     char buf[256];
     default_name(path, cfg, buf, sizeof(buf));
+    if (dry_run || as_json) {
+        int rc =
+            dry_run ? qpo_submit_dry_run(db, name ? name : buf, resolved, as_json)
+                    : (fprintf(stderr, "qpo: error: --json goes with --dry-run\n"), QPO_EXIT_USAGE);
+        json_decref(resolved);
+        json_decref(cfg);
+        return rc;
+    }
+    json_decref(resolved);
     PGconn *conn = qpo_sched_connect(db, "qpo submit", &err);
     int64_t id = 0;
     int rc = conn ? qpo_experiment_submit(conn, name ? name : buf, cfg, &id, &err) : -1;
@@ -115,24 +134,34 @@ static void on_signal(int sig) {
 }
 
 static void scheduler_usage(FILE *out) {
-    fprintf(out, "usage: qpo scheduler [--once] [--poll-ms MS] [--db CONNINFO]\n\n"
+    fprintf(out, "usage: qpo scheduler [--once] [--poll-ms MS] [--db CONNINFO]\n"
+                 "                     [--log-format text|json] [--log-level LEVEL]\n"
+                 "                     [--metrics-listen ADDR]\n\n"
                  "Plans submitted experiments into runs and jobs and keeps run and experiment\n"
                  "states in line with their jobs. Stateless: stop and restart it at any time,\n"
                  "and run several for availability; none doubles another's work. It wakes on\n"
                  "every experiment insert (NOTIFY qpo_experiments) and polls every MS\n"
                  "milliseconds (default 2000). --once: one pass, then exit.\n"
                  "QPO_SCHEDULER_FAULT_AFTER_JOBS=N (tests only): die by SIGKILL after writing N\n"
-                 "jobs of a plan, before its commit.\n");
+                 "jobs of a plan, before its commit.\n\n" QPO_OBS_USAGE);
 }
+
+static qpo_metric passes =
+    QPO_COUNTER("qpo_scheduler_passes_total", "Planning passes of this scheduler.", NULL, NULL);
+static qpo_metric handled =
+    QPO_COUNTER("qpo_scheduler_experiments_handled_total",
+                "Submitted experiments this scheduler planned or marked invalid.", NULL, NULL);
 
 /* Plans every waiting experiment, then refreshes states. */
 static int one_pass(PGconn *conn, size_t fault_after, qpo_err *err) {
+    qpo_metric_add(&passes, 1, NULL, NULL);
     for (;;) {
         int64_t id = 0;
         if (qpo_experiment_plan_next(conn, fault_after, &id, err) < 0)
             return -1;
         if (!id)
             break;
+        qpo_metric_add(&handled, 1, NULL, NULL);
         qpo_info("scheduler: experiment %" PRId64 " handled", id);
     }
     return qpo_experiments_refresh(conn, err);
@@ -162,13 +191,17 @@ static PGconn *listen_connect(const char *db, qpo_err *err) {
     return conn;
 }
 
+static int scheduler_loop(const char *db, int once, int poll_ms, qpo_err *err);
+
 int qpo_cmd_scheduler(int argc, char **argv) {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"once", no_argument, NULL, 'o'},
                                          {"poll-ms", required_argument, NULL, 'p'},
                                          {"help", no_argument, NULL, 'h'},
+                                         QPO_OBS_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
     const char *db = NULL;
+    qpo_obs obs = {0};
     int once = 0, poll_ms = 2000, c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -181,7 +214,7 @@ int qpo_cmd_scheduler(int argc, char **argv) {
         else if (c == 'h') {
             scheduler_usage(stdout);
             return 0;
-        } else {
+        } else if (!qpo_obs_option(c, optarg, &obs)) {
             scheduler_usage(stderr);
             return QPO_EXIT_USAGE;
         }
@@ -190,24 +223,38 @@ int qpo_cmd_scheduler(int argc, char **argv) {
         scheduler_usage(stderr);
         return QPO_EXIT_USAGE;
     }
+    qpo_err err = {0};
+    qpo_queue_metrics depth = {qpo_db_conninfo(db), NULL};
+    if (obs.metrics_listen)
+        qpo_metrics_set_collector(qpo_queue_metrics_collect, &depth);
+    if (qpo_obs_start(&obs, &err) < 0)
+        return qpo_err_print(&err);
+    int rc = scheduler_loop(db, once, poll_ms, &err);
+    qpo_obs_stop();
+    qpo_queue_metrics_close(&depth);
+    return rc < 0 ? qpo_err_print(&err) : 0;
+}
+
+/* Runs passes until a signal (or one with --once); -1 with err set on an error that is no
+ * lost connection. */
+static int scheduler_loop(const char *db, int once, int poll_ms, qpo_err *err) {
     const char *fault = getenv("QPO_SCHEDULER_FAULT_AFTER_JOBS");
     size_t fault_after = fault ? (size_t)strtoull(fault, NULL, 10) : 0;
-    qpo_err err = {0};
-    PGconn *conn = listen_connect(db, &err);
+    PGconn *conn = listen_connect(db, err);
     if (!conn)
-        return qpo_err_print(&err);
+        return -1;
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     int rc = 0;
     while (!stopping) {
-        rc = one_pass(conn, fault_after, &err);
+        rc = one_pass(conn, fault_after, err);
         /* A lost connection (server restart, failover) is waited out: nothing of a pass
          * survives a rollback, so the next pass redoes it. Other errors are bugs or a wrong
          * schema: exit, loudly. */
         if (rc < 0 && qpo_db_conn_lost(conn) && !once) {
-            qpo_warn("scheduler: %s; reconnecting", err.msg);
+            qpo_warn("scheduler: %s; reconnecting", err->msg);
             PQfinish(conn);
-            while (!stopping && !(conn = listen_connect(db, &err)))
+            while (!stopping && !(conn = listen_connect(db, err)))
                 sleep(1);
             if (!conn)
                 return 0;
@@ -218,5 +265,5 @@ int qpo_cmd_scheduler(int argc, char **argv) {
         wait_for_work(conn, poll_ms);
     }
     PQfinish(conn);
-    return rc < 0 ? qpo_err_print(&err) : 0;
+    return rc;
 }

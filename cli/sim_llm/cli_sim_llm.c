@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "observe.h"
 #include "commands.h"
 #include "dataset.h"
 #include "db.h"
@@ -36,7 +37,7 @@ static const char USAGE[] =
     "  --drop-rate F           fraction of completions whose connection is closed unanswered\n"
     "  --truncate-rate F       fraction answered 200 with the JSON body cut in half\n"
     "  --malformed-rate F      fraction answered 200 with valid JSON of the wrong shape\n"
-    "  --seed S                seed of the fault and jitter choices (default 0)\n"
+    "  --seed S                seed of the fault and jitter choices (default 0)\n" QPO_OBS_USAGE
     "\n"
     "Without --db or --data, $DATABASE_URL is used when set; otherwise no item is known and\n"
     "every query gets the model's documented answer for unknown queries.\n";
@@ -48,6 +49,7 @@ typedef struct options {
     const char *data[MAX_DATA_DIRS];
     int n_data;
     sim_server_cfg cfg;
+    qpo_obs obs;
 } options;
 
 static int bad_value(qpo_err *err, const char *flag, const char *value, const char *what) {
@@ -130,6 +132,7 @@ static const struct option LONGOPTS[] = {
     {"malformed-rate", required_argument, NULL, OPT_MALFORMED},
     {"seed", required_argument, NULL, OPT_SEED},
     {"help", no_argument, NULL, OPT_HELP},
+    QPO_OBS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -191,6 +194,8 @@ static int apply(int opt, const char *arg, options *o, qpo_err *err) {
         return 0;
     }
     default:
+        if (qpo_obs_option(opt, arg, &o->obs))
+            return 0;
         qpo_err_set(err, QPO_EXIT_USAGE, "unknown or incomplete option");
         qpo_err_hint(err, "see 'qpo sim-llm --help'");
         return -1;
@@ -276,9 +281,12 @@ int qpo_cmd_sim_llm(int argc, char **argv) {
         fputs(USAGE, stdout);
         return 0;
     }
+    if (qpo_obs_start(&o.obs, &err) < 0)
+        return qpo_err_print(&err);
     sim_data data = {0};
     if (load(&o, &data, &err)) {
         sim_data_free(&data);
+        qpo_obs_stop();
         return qpo_err_print(&err);
     }
     log_items(&data);
@@ -286,12 +294,14 @@ int qpo_cmd_sim_llm(int argc, char **argv) {
     sim_server *s = sim_server_start(&o.cfg, &err);
     if (!s) {
         sim_data_free(&data);
+        qpo_obs_stop();
         return qpo_err_print(&err);
     }
     printf("http://%s:%d\n", o.host, sim_server_port(s));
     fflush(stdout);
     sim_server_wait(s);
     sim_server_free(s);
+    qpo_obs_stop();
     sim_data_free(&data);
     qpo_info("sim-llm: stopped");
     return 0;

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "db.h"
 #include "migrate.h"
+#include "observe.h"
 #include "runtime.h"
 
 static void worker_usage(FILE *out) {
@@ -16,7 +17,8 @@ static void worker_usage(FILE *out) {
         "usage: qpo worker --class cpu|gpu [--name NAME] [--kinds K1,K2] [--concurrency N]\n"
         "                  [--prefetch N] [--lease SECONDS] [--exit-when-idle] [--grace SECONDS]\n"
         "                  [--poll SECONDS] [--backoff-ms BASE[,CAP]] [--db CONNINFO]\n"
-        "                  [--backend cpu|cuda|cuda-bf16|auto] [--artifacts dir|pg]\n\n"
+        "                  [--backend cpu|cuda|cuda-bf16|auto] [--artifacts dir|pg]\n"
+        "                  [--log-format text|json] [--log-level LEVEL] [--metrics-listen ADDR]\n\n"
         "Claims jobs of one class and runs them on N handler threads. SIGTERM/SIGINT: stop\n"
         "claiming, let running jobs finish within --grace (default 30 s), then put them\n"
         "back in the queue without spending an attempt; a second signal does that at once.\n\n"
@@ -35,7 +37,8 @@ static void worker_usage(FILE *out) {
         "                   device is visible, else the CPU)\n"
         "  --artifacts      gpu class: where train keeps checkpoints: dir (a folder on this\n"
         "                   machine, $QPO_CHECKPOINT_DIR; the default) or pg (PostgreSQL, so a\n"
-        "                   retry can run on another machine); sets $QPO_ARTIFACTS\n\n"
+        "                   retry can run on another machine); sets $QPO_ARTIFACTS\n" QPO_OBS_USAGE
+        "\n"
         "kinds in this binary:");
     for (size_t i = 0; i < qpo_handler_count(); i++)
         fprintf(out, " %s(%s)", qpo_handler_at(i)->kind, qpo_handler_at(i)->job_class);
@@ -104,7 +107,9 @@ int qpo_cmd_worker(int argc, char **argv) {
                                          {"backend", required_argument, NULL, 'B'},
                                          {"artifacts", required_argument, NULL, 'A'},
                                          {"help", no_argument, NULL, 'h'},
+                                         QPO_OBS_LONG_OPTIONS,
                                          {0, 0, 0, 0}};
+    qpo_obs obs = {0};
     qpo_worker_opts o;
     qpo_worker_opts_default(&o);
     const char *db = NULL, *backend = NULL;
@@ -170,6 +175,8 @@ int qpo_cmd_worker(int argc, char **argv) {
             worker_usage(stdout);
             return 0;
         default:
+            if (qpo_obs_option(c, optarg, &obs))
+                break;
             worker_usage(stderr);
             return QPO_EXIT_USAGE;
         }
@@ -189,6 +196,10 @@ int qpo_cmd_worker(int argc, char **argv) {
     o.kinds = kinds;
     o.conninfo = qpo_db_conninfo(db);
     qpo_err err = {0};
+    if (qpo_obs_start(&obs, &err) < 0) {
+        free(kinds);
+        return qpo_err_print(&err);
+    }
     PGconn *conn = qpo_db_connect(o.conninfo, "qpo worker", &err);
     if (conn && qpo_migrate_check(conn, &err) == 0) {
         PQfinish(conn);
@@ -199,5 +210,6 @@ int qpo_cmd_worker(int argc, char **argv) {
     }
     PQfinish(conn);
     free(kinds);
+    qpo_obs_stop();
     return rc < 0 ? qpo_err_print(&err) : 0;
 }

@@ -186,3 +186,23 @@ ORDER BY 1, 2, 3, 4;
 
 -- name: run_data_problem
 SELECT qpo.run_data_problem($1);
+
+-- name: metrics_queue_depth
+-- The unfinished jobs per state for `qpo scheduler --metrics-listen`, read at scrape time.
+-- One count per state so that each reads its state's partial index (0001: blocked, claim,
+-- lease), whatever the finished jobs number; finished states would need a scan of the table.
+SELECT 'blocked' AS state, count(*) FROM qpo.jobs WHERE state = 'blocked'
+UNION ALL SELECT 'queued', count(*) FROM qpo.jobs WHERE state = 'queued'
+UNION ALL SELECT 'running', count(*) FROM qpo.jobs WHERE state = 'running'
+UNION ALL SELECT 'failed', count(*) FROM qpo.jobs WHERE state = 'failed';
+
+-- name: dryrun_task_sizes
+-- $1 task: items per split and the mean query length in characters, for `qpo submit --dry-run`.
+SELECT split, count(*), coalesce(avg(length(query)), 0)
+FROM qpo.task_items
+WHERE task = $1
+GROUP BY split;
+
+-- name: dryrun_d0_prompts
+-- $1 task, $2 setting, $3 target: the distinct source prompts of an imported D_0.
+SELECT count(DISTINCT prompt) FROM qpo.d0_records WHERE task = $1 AND setting = $2 AND target = $3;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "db.h"
 #include "pgtest.h"
 #include "policy.h"
@@ -79,6 +80,16 @@ static void check_curve_of_first_train(tfx *f) {
                      1);
 }
 
+/* A sample of this process's metrics (common/metrics.h); -1 when absent. */
+static double metric(const char *name) {
+    char *text = qpo_metrics_render(), want[128];
+    snprintf(want, sizeof want, "\n%s ", name);
+    const char *at = text ? strstr(text, want) : NULL;
+    double v = at ? strtod(at + strlen(want), NULL) : -1;
+    free(text);
+    return v;
+}
+
 static void test_train_then_generate(void **state) {
     (void)state;
     tfx f;
@@ -90,6 +101,10 @@ static void test_train_then_generate(void **state) {
     assert_int_equal(json_integer_value(json_object_get(res, "resumed_from_epoch")), 0);
     json_decref(res);
     check_curve_of_first_train(&f);
+    /* The first training of this process: its steps, as --metrics-listen would serve them. */
+    assert_true(metric("qpo_train_steps_total") == 6);
+    assert_true(metric("qpo_train_loss") > 0);
+    assert_true(metric("qpo_train_tokens_per_second") > 0);
 
     /* The row names a file whose bytes hash to the recorded sha256 and load as the tiny
      * policy with the byte tokenizer's vocabulary. */

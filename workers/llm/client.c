@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "llm.h"
 #include "llm_parse.h"
 
@@ -413,8 +414,34 @@ static void on_backoff(evutil_socket_t fd, short what, void *arg) {
     kick(r->c);
 }
 
+static qpo_metric calls =
+    QPO_COUNTER("qpo_llm_calls_total", "HTTP attempts to the target LLM, by how each ended.",
+                "target", "status");
+static const double latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                         1,     2.5,  5,     10,   30,  60,   120};
+static qpo_metric latency = QPO_HISTOGRAM(
+    "qpo_llm_call_duration_seconds", "Time from an attempt's start to its end, target LLM calls.",
+    "target", NULL, latency_buckets);
+static qpo_metric cache_hits = QPO_COUNTER(
+    "qpo_llm_cache_hits_total",
+    "Target LLM requests answered from the response cache, no HTTP call.", "target", NULL);
+static qpo_metric tokens =
+    QPO_COUNTER("qpo_llm_tokens_total", "Tokens the target LLM reported in usage, live calls.",
+                "target", "type");
+
+/* Every attempt and cache hit passes here once: the metrics, then the caller's hook. */
 static int64_t record(req *r, const qpo_llm_attempt *a) {
     qpo_llm_client *c = r->c;
+    if (a->cache_hit) {
+        qpo_metric_add(&cache_hits, 1, c->name, NULL);
+    } else {
+        qpo_metric_add(&calls, 1, c->name, qpo_llm_status_name(a->status));
+        qpo_metric_observe(&latency, a->latency_ms / 1000.0, c->name, NULL);
+        if (a->prompt_tokens > 0)
+            qpo_metric_add(&tokens, a->prompt_tokens, c->name, "prompt");
+        if (a->completion_tokens > 0)
+            qpo_metric_add(&tokens, a->completion_tokens, c->name, "completion");
+    }
     return c->hooks.on_attempt ? c->hooks.on_attempt(a, c->hooks.arg) : 0;
 }
 

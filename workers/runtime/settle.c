@@ -50,9 +50,11 @@ static bool complete_batch(worker *w, int claim_max, qpo_claimed **claimed, size
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) {
             items[i]->settled = true;
-            if (!done[i])
-                qpo_info("worker %s: job %lld attempt %d: lease lost before completion", w->o.name,
-                         (long long)refs[i].id, refs[i].attempt);
+            if (done[i])
+                counters_succeeded(items[i]);
+            else
+                qpo_log_job(QPO_LOG_INFO, refs[i].id, items[i]->c.run_id, refs[i].attempt,
+                            "worker %s: lease lost before completion", w->o.name);
         }
         w->completed_total += n;
         w->complete_calls++;
@@ -66,6 +68,8 @@ static bool complete_batch(worker *w, int claim_max, qpo_claimed **claimed, size
                 0) {
                 items[i]->settled = true;
                 w->completed_total++;
+                if (done[i])
+                    counters_succeeded(items[i]);
             } else if (qpo_db_conn_lost(w->conn)) {
                 worker_db_failed(w, &one, "completing a job");
                 ok = false;
@@ -105,17 +109,19 @@ static bool settle_one(worker *w, item *it) {
         if (qpo_err_is_set(&it->err))
             qpo_err_format(&it->err, msg, sizeof(msg));
         rc = qpo_fail(w->conn, w->o.name, ref, msg, it->status == QPO_JOB_FATAL, b, state, &err);
-        if (rc == 0 && state[0])
-            qpo_info("worker %s: job %lld (%s) attempt %d %s: %s", w->o.name, (long long)it->c.id,
-                     it->c.kind, it->c.attempt, state, msg);
+        if (rc == 0 && state[0]) {
+            counters_failed(it, state);
+            qpo_log_job(QPO_LOG_INFO, it->c.id, it->c.run_id, it->c.attempt,
+                        "worker %s: %s job %s: %s", w->o.name, it->c.kind, state, msg);
+        }
     }
     if (rc < 0) {
         if (qpo_db_conn_lost(w->conn)) {
             worker_db_failed(w, &err, "recording a job outcome");
             return false;
         }
-        qpo_error("worker %s: job %lld: %s (%s)", w->o.name, (long long)it->c.id, err.msg,
-                  err.detail);
+        qpo_log_job(QPO_LOG_ERROR, it->c.id, it->c.run_id, it->c.attempt, "worker %s: %s (%s)",
+                    w->o.name, err.msg, err.detail);
     }
     return true;
 }

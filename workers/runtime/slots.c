@@ -57,8 +57,7 @@ static enum completion complete_once(qpo_job_ctx *ctx, item *it, PGconn *conn) {
         goto failed;
     if (!held) {
         qpo_db_rollback(conn);
-        qpo_info("worker %s: job %lld attempt %d: lease lost before completion; output dropped",
-                 w->o.name, (long long)it->c.id, it->c.attempt);
+        qpo_info("worker %s: lease lost before completion; output dropped", w->o.name);
         return COMPLETED;
     }
     if (qpo_outcome_write(conn, &it->job, &it->out, &err) < 0)
@@ -66,6 +65,8 @@ static enum completion complete_once(qpo_job_ctx *ctx, item *it, PGconn *conn) {
     if (qpo_complete_batch(conn, w->o.name, &ref, results, 1, &completed, &err) < 0 ||
         qpo_db_commit(conn, &err) < 0)
         goto failed;
+    if (completed)
+        counters_succeeded(it);
     return COMPLETED;
 failed:
     if (qpo_db_conn_lost(conn))
@@ -97,13 +98,22 @@ static void complete_with_output(qpo_job_ctx *ctx, item *it) {
         delay = delay < 2000 ? delay * 2 : 2000;
     }
     /* Never reached the database: the lease expires and the reaper retries the job. */
-    qpo_warn("worker %s: job %lld: gave up completing (database unreachable)", ctx->w->o.name,
-             (long long)it->c.id);
+    qpo_warn("worker %s: gave up completing the job (database unreachable)", ctx->w->o.name);
     it->settled = true;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void run_item(qpo_job_ctx *ctx, item *it) {
     ctx->it = it;
+    /* Every line this thread writes until the job is settled names it. */
+    qpo_log_set_job(it->c.id, it->c.run_id, it->c.attempt);
+    double started = now_s();
+    qpo_debug("worker %s: running a %s job", ctx->w->o.name, it->c.kind);
     const qpo_handler *h = qpo_handler_find(it->c.kind);
     if (!h) {
         qpo_err_set(&it->err, QPO_EXIT_RUNTIME, "no handler registered for kind '%s'", it->c.kind);
@@ -111,6 +121,7 @@ static void run_item(qpo_job_ctx *ctx, item *it) {
     } else {
         it->status = h->run(&it->job, ctx, &it->out, &it->err);
     }
+    counters_ran(it, now_s() - started);
     /* A handler must leave its connection outside a transaction; a broken one cannot. */
     if (ctx->conn && PQtransactionStatus(ctx->conn) != PQTRANS_IDLE) {
         qpo_warn("worker %s: %s handler left a transaction open; rolled back", ctx->w->o.name,
@@ -120,6 +131,7 @@ static void run_item(qpo_job_ctx *ctx, item *it) {
     if (it->status == QPO_JOB_OK && qpo_outcome_has_output(&it->out) && !atomic_load(&it->stop))
         complete_with_output(ctx, it);
     qpo_outcome_free_output(&it->out);
+    qpo_log_set_job(0, 0, 0);
     ctx->it = NULL;
 }
 

@@ -133,9 +133,10 @@ static void heartbeat(worker *w) {
     } else {
         for (size_t i = 0; i < w->nheld; i++)
             if (!held[i] && !atomic_exchange(&w->held[i]->stop, true))
-                qpo_info("worker %s: job %lld attempt %d no longer holds its lease (cancelled, "
-                         "reaped or just completed)",
-                         w->o.name, (long long)refs[i].id, refs[i].attempt);
+                qpo_log_job(QPO_LOG_INFO, refs[i].id, w->held[i]->c.run_id, refs[i].attempt,
+                            "worker %s: the job no longer holds its lease (cancelled, reaped or "
+                            "just completed)",
+                            w->o.name);
     }
     free(refs);
     free(held);
@@ -176,10 +177,12 @@ static void dispatch(worker *w, qpo_claimed *jobs, size_t n) {
         it->job = (qpo_job){it->c.id,           it->c.kind,   it->c.attempt,
                             it->c.max_attempts, it->c.run_id, it->c.payload};
         w->held[w->nheld++] = it;
+        counters_claimed(it);
         slots_dispatch(w, it);
     }
     free(jobs); /* the fields moved into the items */
     w->claimed_total += n;
+    counters_held(w);
 }
 
 static void claim_more(worker *w) {
@@ -230,7 +233,7 @@ static void settle_and_refill(worker *w) {
     settle_pending(w, w->draining || !w->conn ? 0 : free_after, &jobs, &n);
     if (n)
         w->claim_calls++;
-    dispatch(w, jobs, n);
+    dispatch(w, jobs, n); /* updates the held gauge, refilled or not */
 }
 
 static void on_done(evutil_socket_t fd, short what, void *arg) {
@@ -276,9 +279,11 @@ static void on_beat(evutil_socket_t fd, short what, void *arg) {
     qpo_err err = {0};
     if (w->conn && qpo_reap(w->conn, &reaped, &err) < 0)
         worker_db_failed(w, &err, "reaping");
-    else if (reaped)
+    else if (reaped) {
+        counters_reaped(reaped);
         qpo_info("worker %s: returned %zu job%s with expired leases", w->o.name, reaped,
                  reaped == 1 ? "" : "s");
+    }
     if (w->conn)
         after_statements(w);
 }

@@ -84,6 +84,14 @@ void item_free(item *it);
 bool settle_pending(worker *w, int claim_max, qpo_claimed **claimed, size_t *nclaimed);
 void held_remove(worker *w, item *it);
 
+/* counters.c: the worker's metrics (common/metrics.h) */
+void counters_claimed(const item *it);
+void counters_succeeded(const item *it);
+void counters_failed(const item *it, const char *new_state); /* "failed" (retried) or "dead" */
+void counters_ran(const item *it, double seconds);
+void counters_reaped(size_t n);
+void counters_held(const worker *w);
+
 /* worker.c */
 void worker_db_failed(worker *w, const qpo_err *err, const char *what);
 

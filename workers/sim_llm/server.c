@@ -1,4 +1,5 @@
 /* See server.h. */
+#include "metrics.h"
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -34,6 +35,8 @@ typedef struct pending {
     struct event *timer;
     sim_fault fault;
     sim_reply reply;
+    char endpoint[24]; /* the metrics' label: a known path or "other" */
+    struct timespec arrived;
 } pending;
 
 struct worker {
@@ -110,9 +113,34 @@ static void drop(struct evhttp_request *req) {
     evhttp_send_reply(req, 500, "Dropped", NULL);
 }
 
+static qpo_metric served = QPO_COUNTER("qpo_sim_requests_total",
+                                       "Requests the simulated LLM answered, by endpoint and HTTP "
+                                       "status class (dropped: closed unanswered, a fault).",
+                                       "endpoint", "code");
+static const double served_buckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,  0.5,   1,    2.5,   5,    10};
+static qpo_metric served_time =
+    QPO_HISTOGRAM("qpo_sim_request_duration_seconds",
+                  "Arrival to reply of simulated LLM requests, latency faults included.",
+                  "endpoint", NULL, served_buckets);
+
+static void count_reply(const pending *p, int status) {
+    static const char *classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double s =
+        (double)(now.tv_sec - p->arrived.tv_sec) + (double)(now.tv_nsec - p->arrived.tv_nsec) / 1e9;
+    const char *code = p->fault == SIM_FAULT_DROP      ? "dropped"
+                       : status >= 100 && status < 600 ? classes[status / 100 - 1]
+                                                       : "other";
+    qpo_metric_add(&served, 1, p->endpoint, code);
+    qpo_metric_observe(&served_time, s, p->endpoint, NULL);
+}
+
 static void respond(pending *p) {
     const sim_server_cfg *cfg = &p->w->server->cfg;
     struct evhttp_request *req = p->req;
+    count_reply(p, p->reply.status);
     if (p->fault == SIM_FAULT_DROP) {
         sim_reply_free(&p->reply);
         drop(req);
@@ -204,6 +232,12 @@ static void on_request(struct evhttp_request *req, void *arg) {
     }
     p->w = w;
     p->req = req;
+    clock_gettime(CLOCK_MONOTONIC, &p->arrived);
+    static const char *known[] = {"/v1/completions", "/v1/chat/completions", "/v1/models"};
+    snprintf(p->endpoint, sizeof p->endpoint, "other");
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(path, known[i]))
+            snprintf(p->endpoint, sizeof p->endpoint, "%s", known[i]);
     build_reply(w, req, path, p);
     double delay = cfg->latency_ms + cfg->jitter_ms * (2 * next_unit(w) - 1);
     if (delay <= 0) {

@@ -1,5 +1,6 @@
 /* Buffered, autocommitted training curves (train_metrics.h). The batch travels as ten
  * parallel array literals, so a flush is one statement whatever its size. */
+#include "metrics.h"
 #include "train_metrics.h"
 
 #include <inttypes.h>
@@ -99,8 +100,23 @@ void qpo_train_metrics_flush(qpo_train_metrics *m) {
     m->n = 0;
 }
 
+static qpo_metric loss_now =
+    QPO_GAUGE("qpo_train_loss",
+              "Training loss (CE + lambda MSE) of the latest step on this worker.", NULL, NULL);
+static qpo_metric tps_now = QPO_GAUGE("qpo_train_tokens_per_second",
+                                      "Tokens per second of the latest training step.", NULL, NULL);
+static qpo_metric steps =
+    QPO_COUNTER("qpo_train_steps_total", "Training steps taken on this worker.", NULL, NULL);
+static qpo_metric step_tokens =
+    QPO_COUNTER("qpo_train_tokens_total", "Tokens trained on by this worker.", NULL, NULL);
+
 void qpo_train_metrics_add(qpo_train_metrics *m, const qpo_step_info *info, const qpo_loss *loss,
                            double seconds) {
+    qpo_metric_set(&loss_now, loss->loss, NULL, NULL);
+    if (seconds > 0)
+        qpo_metric_set(&tps_now, (double)info->tokens / seconds, NULL, NULL);
+    qpo_metric_add(&steps, 1, NULL, NULL);
+    qpo_metric_add(&step_tokens, (double)info->tokens, NULL, NULL);
     m->rows[m->n++] = (qpo_train_metric){*info, *loss, seconds};
     if (m->n == QPO_TRAIN_METRICS_BATCH)
         qpo_train_metrics_flush(m);
