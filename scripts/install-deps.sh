@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh GROUP...          install what is missing (apt-get; sudo when not root)
 #   scripts/install-deps.sh --print GROUP...  print the packages, one a line
 # Groups: build (compiler, CMake, the -dev libraries), test (PostgreSQL server, Node for the
-# reference clients, Chromium for the report test, the deployment linters), runtime (the
+# reference clients, Chromium for the report test, the deployment linters), check (clang with
+# libFuzzer and valgrind, for ./qpo.sh fuzz and test-valgrind), runtime (the
 # shared libraries the qpo binary loads, for the images' last stage; ./qpo.sh deploy-check
 # checks the list against the built binary). The names hold on Debian 12 and on the Ubuntu
 # 22.04 of NVIDIA's CUDA images.
@@ -21,6 +22,9 @@ test=(
   chromium
   docker-compose shellcheck
 )
+check=(
+  clang valgrind
+)
 runtime=(
   libpq5 libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libjansson4 libpcre2-8-0 libssl3
   libopenblas0-pthread libyaml-0-2 libgomp1 ca-certificates
@@ -35,7 +39,8 @@ for group in "$@"; do
     build) wanted+=("${build[@]}") ;;
     test) wanted+=("${test[@]}") ;;
     runtime) wanted+=("${runtime[@]}") ;;
-    *) echo "install-deps.sh: unknown group '$group' (build, test, runtime)" >&2; exit 2 ;;
+    check) wanted+=("${check[@]}") ;;
+    *) echo "install-deps.sh: unknown group '$group' (build, test, check, runtime)" >&2; exit 2 ;;
   esac
 done
 if $print; then printf '%s\n' "${wanted[@]}"; exit 0; fi

@@ -317,6 +317,9 @@ int qpo_cmd_sim_llm(int argc, char **argv) {
     printf("http://%s:%d\n", o.host, sim_server_port(s));
     fflush(stdout);
     sim_server_wait(s);
+    /* Tests compare this with what clients recorded: the fault schedule of 0..n-1. */
+    qpo_info("sim-llm: stopped after %llu completion requests",
+             (unsigned long long)sim_server_requests(s));
     sim_server_free(s);
     sim_data_free(&data);
     qpo_info("sim-llm: stopped");

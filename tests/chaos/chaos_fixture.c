@@ -127,8 +127,7 @@ static void write_config(const char *path, const char *base_url, const chaos_siz
             "\"math_size\": %d, \"shards\": 2},\n"
             " \"d0\": {\"source\": \"import\"}}\n",
             s->loops, base_url, target_extra ? ", " : "", target_extra ? target_extra : "",
-            s->epochs_first, s->epochs_next, s->batches, s->batch_size, s->test_size,
-            s->test_size);
+            s->epochs_first, s->epochs_next, s->batches, s->batch_size, s->test_size, s->test_size);
     fclose(f);
 }
 
@@ -185,8 +184,8 @@ void chaos_start(chaos_exp *e, chaos_role r) {
         argv[n++] = "200";
     } else {
         /* A short lease: a killed worker's jobs are reaped by the next one within 2 s. */
-        const char *common[] = {"worker", "--name", name, "--lease", "2", "--poll", "0.2",
-                                "--backoff-ms", "10,200"};
+        const char *common[] = {"worker", "--name", name,           "--lease", "2",
+                                "--poll", "0.2",    "--backoff-ms", "10,200"};
         for (size_t i = 0; i < sizeof common / sizeof *common; i++)
             argv[n++] = (char *)common[i];
         argv[n++] = "--class";
@@ -253,7 +252,7 @@ char *chaos_rewards_text(chaos_exp *e) {
                         "r.item_id, md5(r.query), md5(r.prompt), r.nlls, r.completion_nll, "
                         "md5(r.completion), r.prediction, r.correct, r.predictions, r.acc_q, "
                         "r.avg_acc, r.raw_reward, r.norm_reward, r.d0_min_raw, r.d0_max_raw), "
-                        "E'\\n' ORDER BY u.task, u.seed, r.loop, r.item_id) "
+                        "E'\\n' ORDER BY u.task, u.seed, r.loop, r.batch, r.item_id) "
                         "FROM qpo.rewards r JOIN qpo.runs u ON u.id = r.run_id");
 }
 
@@ -313,7 +312,11 @@ void chaos_sim_start(chaos_sim *s, const char *data, const char *listen, const c
     int out[2];
     assert_int_equal(pipe(out), 0);
     chaos_exp none = {.dir = "/tmp"};
-    s->pid = spawn(&none, argv, "/dev/null", out[1]);
+    snprintf(s->log, sizeof s->log, "/tmp/qpo-chaos-sim-XXXXXX");
+    int fd = mkstemp(s->log);
+    assert_true(fd >= 0);
+    close(fd);
+    s->pid = spawn(&none, argv, s->log, out[1]);
     close(out[1]);
     FILE *f = fdopen(out[0], "r");
     if (!fgets(s->url, sizeof s->url, f))
@@ -323,10 +326,22 @@ void chaos_sim_start(chaos_sim *s, const char *data, const char *listen, const c
     assert_true(strncmp(s->url, "http://", 7) == 0);
 }
 
-void chaos_sim_stop(chaos_sim *s) {
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        wait_exit(s->pid);
-        s->pid = 0;
+long long chaos_sim_stop(chaos_sim *s) {
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, SIGTERM);
+    wait_exit(s->pid);
+    s->pid = 0;
+    long long n = -1;
+    FILE *f = fopen(s->log, "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f)) {
+        const char *at = strstr(line, "stopped after ");
+        if (at)
+            n = atoll(at + strlen("stopped after "));
     }
+    if (f)
+        fclose(f);
+    unlink(s->log);
+    return n;
 }

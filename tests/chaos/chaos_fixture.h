@@ -69,8 +69,10 @@ int chaos_qpo(chaos_exp *e, const char *const args[]);
 typedef struct chaos_sim {
     pid_t pid;
     char url[128];
+    char log[64]; /* its stderr */
 } chaos_sim;
 void chaos_sim_start(chaos_sim *s, const char *data, const char *listen, const char *flags);
-void chaos_sim_stop(chaos_sim *s);
+/* Stops it (SIGTERM) and returns the completion requests it received, from its log. */
+long long chaos_sim_stop(chaos_sim *s);
 
 #endif

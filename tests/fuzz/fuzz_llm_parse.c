@@ -19,9 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t start = data[1] % 40, end = start + data[2] % 40;
     const char *body = (const char *)data + 3;
     size_t len = size - 3;
-    qpo_llm_status st = chat ? qpo_llm_parse_chat(body, len, &p)
-                             : qpo_llm_parse_completion(body, len, data[0] & 2 ? PROMPT : NULL,
-                                                        start, end, &p);
+    qpo_llm_status st =
+        chat ? qpo_llm_parse_chat(body, len, &p)
+             : qpo_llm_parse_completion(body, len, data[0] & 2 ? PROMPT : NULL, start, end, &p);
     if (st != p.status)
         abort();
     if (st == QPO_LLM_OK) {

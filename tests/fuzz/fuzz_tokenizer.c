@@ -16,8 +16,8 @@
 static qpo_tokenizer *load(void) {
     const char *env = getenv("QPO_BPE_DIR");
     char err[512] = "";
-    qpo_tokenizer *tok =
-        qpo_tokenizer_load_bpe(env && *env ? env : QPO_SHARED_DIR "/data/gpt2_bpe", err, sizeof err);
+    qpo_tokenizer *tok = qpo_tokenizer_load_bpe(env && *env ? env : QPO_SHARED_DIR "/data/gpt2_bpe",
+                                                err, sizeof err);
     if (!tok) {
         fprintf(stderr, "fuzz_tokenizer: no BPE files (%s): fuzzing the byte tokenizer\n", err);
         tok = qpo_tokenizer_new_bytes();

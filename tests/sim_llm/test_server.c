@@ -197,7 +197,8 @@ static void test_fail_statuses(void **state) {
  * appear, each 429 with its Retry-After; a hung reply comes --hang-ms late, whole. */
 static void test_mixed_statuses_and_hangs(void **state) {
     const char *args[] = {"--fail-rate", "0.5", "--fail-status", "429,500", "--retry-after", "2",
-                          "--hang-rate", "0.2", "--hang-ms", "700", "--seed", "5", NULL};
+                          "--hang-rate", "0.2", "--hang-ms",     "700",     "--seed",        "5",
+                          NULL};
     sim_faults f = {.fail_rate = 0.5,
                     .fail_status = {429, 500},
                     .n_fail_status = 2,

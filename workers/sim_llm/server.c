@@ -327,6 +327,10 @@ void sim_server_wait(sim_server *s) {
         s->workers[i].thread = 0;
 }
 
+uint64_t sim_server_requests(const sim_server *s) {
+    return atomic_load(&s->seq);
+}
+
 void sim_server_stop(sim_server *s) {
     event_base_loopexit(s->main_base, NULL);
 }
