@@ -1,6 +1,9 @@
 /* The OpenAI response parser on arbitrary bodies: the first byte picks completions (label
  * scoring, with a span from the next two bytes) or chat (math). Every body gets a status; an
- * ok one has finite NLLs and as many logprobs as tokens; any other has a message. */
+ * ok one has a finite NLL; any other has a message that is valid UTF-8 (it is stored in
+ * qpo.llm_calls). Regression: a non-JSON body shorter than the message's 40-byte preview was
+ * read past its end. */
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +30,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (st == QPO_LLM_OK) {
         if (!isfinite(p.mean_nll) || (p.ntokens && (!p.tokens || !p.logprobs)))
             abort();
-    } else if (!p.error[0]) {
-        abort();
+    } else {
+        /* The message goes to qpo.llm_calls as text: it must exist and be valid UTF-8. */
+        json_t *e = json_string(p.error);
+        if (!p.error[0] || !e)
+            abort();
+        json_decref(e);
     }
     qpo_llm_parsed_free(&p);
     return 0;
