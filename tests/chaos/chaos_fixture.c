@@ -210,17 +210,29 @@ void chaos_start(chaos_exp *e, chaos_role r) {
     e->pid[r] = spawn(e, argv, log, -1);
 }
 
-void chaos_stop(chaos_exp *e, chaos_role r, int sig) {
+int chaos_stop(chaos_exp *e, chaos_role r, int sig) {
     if (e->pid[r] <= 0)
-        return;
+        return 0;
     kill(e->pid[r], sig);
-    wait_exit(e->pid[r]);
+    int rc = wait_exit(e->pid[r]);
     e->pid[r] = 0;
+    return rc;
+}
+
+static void stop_quietly(chaos_exp *e) {
+    for (int r = 0; r < CHAOS_ROLES; r++)
+        chaos_stop(e, (chaos_role)r, SIGTERM);
 }
 
 void chaos_stop_all(chaos_exp *e) {
-    for (int r = 0; r < CHAOS_ROLES; r++)
-        chaos_stop(e, (chaos_role)r, SIGTERM);
+    for (int r = 0; r < CHAOS_ROLES; r++) {
+        int g = e->generation[r], rc = chaos_stop(e, (chaos_role)r, SIGTERM);
+        if (rc != 0) {
+            stop_quietly(e);
+            fail_msg("%s-%d exited %d before it was stopped (log: %s/logs/%s-%d.log)",
+                     chaos_role_name[r], g, rc, e->dir, chaos_role_name[r], g);
+        }
+    }
 }
 
 bool chaos_finished(chaos_exp *e) {
@@ -287,7 +299,7 @@ char *chaos_jobs_text(chaos_exp *e) {
 }
 
 void chaos_teardown(chaos_exp *e) {
-    chaos_stop_all(e);
+    stop_quietly(e);
     PQfinish(e->conn);
     e->conn = NULL;
     char cmd[320];

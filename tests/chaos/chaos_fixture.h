@@ -40,8 +40,10 @@ void chaos_teardown(chaos_exp *e);
 
 /* Starts a role's process (its next generation). */
 void chaos_start(chaos_exp *e, chaos_role r);
-/* Sends sig and waits for the process; SIGTERM lets it finish cleanly. */
-void chaos_stop(chaos_exp *e, chaos_role r, int sig);
+/* Sends sig and waits for the process; its exit code (128 + signal when killed), so a process
+ * that had died on its own shows. SIGTERM lets it finish cleanly (0). */
+int chaos_stop(chaos_exp *e, chaos_role r, int sig);
+/* SIGTERM to every role; fails the test unless each exits 0 (none died along the way). */
 void chaos_stop_all(chaos_exp *e);
 
 /* The experiment's state once it left submitted/planned/running, polling every 0.2 s (the
