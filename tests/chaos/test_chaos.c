@@ -7,9 +7,10 @@
  * policy on the CPU, qpo sim-llm as the target) runs once calmly (the group setup); each test
  * runs it again in a fresh database and compares.
  *
- * Kills: a seeded driver SIGKILLs the scheduler, the cpu worker or the gpu worker every 1 to
- * 2.5 s and starts a replacement at once, and restarts PostgreSQL (pg_ctl restart -m fast)
- * once, mid-run. Then:
+ * Kills: a seeded driver SIGKILLs the scheduler, the cpu worker or the gpu worker at intervals
+ * paced by the calm run's time (so that all land inside the run, fast machine or slow) and
+ * starts a replacement at once, and restarts PostgreSQL (pg_ctl restart -m fast) once,
+ * mid-run. Then:
  *   - qpo.results, qpo.rewards' deterministic columns and every final checkpoint's SHA-256
  *     (hashed again from the file) equal the calm run's;
  *   - no job is lost or completed twice: the same jobs per kind, all succeeded, each with
@@ -58,6 +59,13 @@ static chaos_size size;
 static chaos_sim sim;
 static chaos_exp calm;
 static int calm_s;
+static long calm_ms; /* the calm run's wall time: the storm is paced by it */
+
+static long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
 
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -85,17 +93,20 @@ typedef struct storm {
     int total, pg_restarts;
 } storm;
 
-/* Kills a random process every 1-2.5 s (seeded) until max_kills, restarting PostgreSQL once
- * after the second kill, then waits for the experiment to finish. */
+/* Kills a random process at seeded intervals paced by the calm run until max_kills, restarting
+ * PostgreSQL once after the second kill, then waits for the experiment to finish. */
 static void run_storm(chaos_exp *e, uint64_t seed, int max_kills, storm *s) {
     memset(s, 0, sizeof *s);
     for (int r = 0; r < CHAOS_ROLES; r++)
         chaos_start(e, (chaos_role)r);
     uint64_t rng = seed;
     while (!chaos_finished(e) && s->total < max_kills) {
-        long wait = 1000 + (long)(qpo_mix64_next(&rng) % 1500);
-        for (long t = 0; t < wait && !chaos_finished(e); t += 100)
-            sleep_ms(100);
+        /* Paced by the calm run, so that every kill lands inside the run on a fast machine
+         * and a slow one alike: intervals of 0.5 to 1.5 x (calm time / (kills + 3)). */
+        long base = calm_ms / (max_kills + 3) > 150 ? calm_ms / (max_kills + 3) : 150;
+        long wait = base / 2 + (long)(qpo_mix64_next(&rng) % (unsigned long)base);
+        for (long t = 0; t < wait && !chaos_finished(e); t += 50)
+            sleep_ms(50);
         if (chaos_finished(e))
             break;
         if (s->total == 2 && s->pg_restarts == 0) {
@@ -372,10 +383,11 @@ static int group_setup(void **state) {
                             .batch_size = 16,
                             .test_size = 16};
     chaos_sim_start(&sim, data, "127.0.0.1:0", NULL);
-    time_t t0 = time(NULL);
     chaos_setup(&calm, pg, data, sim.url, &size, NULL);
+    long t0 = now_ms();
     expect_done(&calm, run_quietly(&calm), "calm");
-    calm_s = (int)(time(NULL) - t0);
+    calm_ms = now_ms() - t0;
+    calm_s = (int)(calm_ms / 1000);
     return 0;
 }
 
