@@ -89,8 +89,10 @@ fuzz() {
 
 # The CPU-path tests (or those matching $1) under valgrind memcheck: each test program and the
 # qpo processes it starts (--trace-children; PostgreSQL, shells and node are skipped), any
-# memory error fatal (exit 99). Leaks are ASan's job (test-sanitize). Many times slower than a
-# plain run: on demand, not in CI.
+# memory error fatal (exit 99 with valgrind's report). Leaks are ASan's job (test-sanitize).
+# Many times slower than a plain run, so tests with deadlines of their own (alarm(20) in the
+# sim-llm CLI test, hundreds of loopback calls under a client timeout) can fail on time alone:
+# read the log for "==PID==" reports. On demand, not in CI.
 test_valgrind() {
   local regex=${1:-.}
   local vg="valgrind;--tool=memcheck;--error-exitcode=99;--leak-check=no;--trace-children=yes"

@@ -102,9 +102,10 @@ static void expect_clean_failure(tfx *f, const char *want) {
     free(sha);
 }
 
+static char *want_sha; /* calm_loop2_sha(), once for both tests */
+
 static void test_file_size_limit_during_checkpoint(void **state) {
     (void)state;
-    char *want_sha = calm_loop2_sha();
     tfx f;
     tfx_setup(&f, qpo_pgtest_new_db(pg), &opts);
     train_ok(&f, 1);
@@ -124,7 +125,6 @@ static void test_file_size_limit_during_checkpoint(void **state) {
     char *sha = checkpoint_col(&f, "sha256", 2);
     assert_string_equal(sha, want_sha);
     free(sha);
-    free(want_sha);
     tfx_teardown(&f);
 }
 
@@ -145,7 +145,6 @@ static void test_full_disk_during_checkpoint(void **state) {
         tfx_teardown(&f);
         skip();
     }
-    char *want_sha = calm_loop2_sha();
     train_ok(&f, 1);
     /* Shrink the disk to what it holds, plus less than one checkpoint. */
     char opt[64];
@@ -157,9 +156,14 @@ static void test_full_disk_during_checkpoint(void **state) {
     char *sha = checkpoint_col(&f, "sha256", 2);
     assert_string_equal(sha, want_sha);
     free(sha);
-    free(want_sha);
     assert_int_equal(umount(f.ckpt_root), 0);
     tfx_teardown(&f);
+}
+
+static int calm_setup(void **state) {
+    (void)state;
+    want_sha = calm_loop2_sha();
+    return 0;
 }
 
 int main(void) {
@@ -168,7 +172,8 @@ int main(void) {
         cmocka_unit_test(test_file_size_limit_during_checkpoint),
         cmocka_unit_test(test_full_disk_during_checkpoint),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, calm_setup, NULL);
+    free(want_sha);
     qpo_pgtest_stop(pg);
     return rc;
 }
