@@ -105,9 +105,11 @@ static json_t *load_choice0(const char *body, size_t len, qpo_llm_parsed *p, jso
     }
     *root = json_loadb(body, len, 0, &jerr);
     if (!*root) {
-        char start[41];
+        /* jansson quotes the offending bytes in its message: they need the same care. */
+        char start[41], why[sizeof jerr.text];
         fail(p, QPO_LLM_ERR_MALFORMED, "response is not JSON (%s at byte %d): starts \"%s\"",
-             jerr.text, jerr.position, preview(body, len, start, sizeof start));
+             preview(jerr.text, strlen(jerr.text), why, sizeof why), jerr.position,
+             preview(body, len, start, sizeof start));
         return NULL;
     }
     if (!json_is_object(*root)) {
