@@ -6,6 +6,8 @@
 #   ./qpo.sh cuda-check      compile the CUDA backend (policy-only build) and run its gpu tests
 #   ./qpo.sh deploy-check    docker/: compose config (both profiles), Dockerfile lint, entrypoint
 #   ./qpo.sh version         the version `qpo --version` prints (image labels)
+#   ./qpo.sh fuzz [SECONDS]  each libFuzzer target of tests/fuzz for SECONDS (default 60), clang
+#   ./qpo.sh test-valgrind [REGEX]   the CPU-path tests under valgrind memcheck (on demand)
 #   ./qpo.sh build | deps     (QPO_CUDA=AUTO in the environment builds the CUDA backend in)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -59,6 +61,48 @@ cuda_check() {
   (cd build-cuda && ctest --output-on-failure -L gpu)
 }
 
+# libFuzzer targets (tests/fuzz) under ASan+UBSan, each for $1 seconds (default 60), starting
+# from the committed seed corpus; new inputs go to build-fuzz/corpus, crashers to
+# build-fuzz/crashes (keep one as a regression: tests/fuzz/README.md). Exit 1 on a crash.
+fuzz() {
+  local secs=${1:-60} dir=build-fuzz failed=0
+  local targets=(safetensors config import d0 tokenizer llm_parse)
+  cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQPO_WERROR=ON \
+    -DQPO_FUZZ=ON -DQPO_CUDA=OFF >/dev/null
+  cmake --build "$dir" -j"$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
+  mkdir -p "$dir/crashes"
+  for t in "${targets[@]}"; do
+    mkdir -p "$dir/corpus/$t"
+    if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$dir/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$dir/crashes/$t-" "$dir/corpus/$t" "tests/fuzz/corpus/$t" \
+      >"$dir/fuzz_$t.log" 2>&1; then
+      echo "qpo.sh: fuzz_$t: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$dir/fuzz_$t.log")s, no crash"
+    else
+      echo "qpo.sh: fuzz_$t FAILED (log $dir/fuzz_$t.log):" >&2
+      grep -E 'ERROR|SUMMARY|runtime error|Test unit written' "$dir/fuzz_$t.log" | head -5 >&2
+      failed=1
+    fi
+  done
+  return $failed
+}
+
+# The CPU-path tests (or those matching $1) under valgrind memcheck: each test program and the
+# qpo processes it starts (--trace-children; PostgreSQL, shells and node are skipped), any
+# memory error fatal (exit 99 with valgrind's report). Leaks are ASan's job (test-sanitize).
+# Many times slower than a plain run, so tests with deadlines of their own (alarm(20) in the
+# sim-llm CLI test, hundreds of loopback calls under a client timeout) can fail on time alone:
+# read the log for "==PID==" reports. On demand, not in CI.
+test_valgrind() {
+  local regex=${1:-.}
+  local vg="valgrind;--tool=memcheck;--error-exitcode=99;--leak-check=no;--trace-children=yes"
+  vg+=";--trace-children-skip=*/postgres,*/initdb,*/pg_ctl,*/sh,*/bash,*/node,*/npm,*/sha256sum,*/rm,*/chromium"
+  vg+=";--suppressions=$root/tests/valgrind.supp"
+  build build-valgrind -DCMAKE_BUILD_TYPE=Debug -DQPO_CUDA=OFF "-DCMAKE_CROSSCOMPILING_EMULATOR=$vg"
+  (cd build-valgrind && ctest --output-on-failure -j"${QPO_TEST_JOBS:-2}" -R "$regex" \
+    -LE 'gpu|slow|chaos' --timeout 3600)
+}
+
 case "${1:-help}" in
   deps) deps ;;
   build) deps; build build -DQPO_CUDA="$cuda" ;;
@@ -73,5 +117,7 @@ case "${1:-help}" in
   deploy-check) deps; scripts/install-deps.sh ci; npm_deps; build_target=qpo build build -DQPO_CUDA="$cuda"
     docker/deploy-check.sh build/qpo ;;
   version) cmake -DQPO_SOURCE_DIR="$root" -P cmake/version.cmake ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  fuzz) scripts/install-deps.sh build check; shift; fuzz "$@" ;;
+  test-valgrind) scripts/install-deps.sh build test check; npm_deps; shift; test_valgrind "$@" ;;
+  *) sed -n '2,11p' "$0"; exit 2 ;;
 esac

@@ -6,7 +6,8 @@
 # Groups: build (compiler, CMake, the -dev libraries), test (PostgreSQL server, Node for the
 # reference clients, Chromium for the report test), ci (the deployment linters and promtool:
 # only CI and ./qpo.sh deploy-check install them, because Debian's prometheus package starts a
-# Prometheus server as a service where systemd runs), runtime (the
+# Prometheus server as a service where systemd runs), check (clang with libFuzzer and
+# valgrind, for ./qpo.sh fuzz and test-valgrind), runtime (the
 # shared libraries the qpo binary loads, for the images' last stage; ./qpo.sh deploy-check
 # checks the list against the built binary). The names hold on Debian 12 and on the Ubuntu
 # 22.04 of NVIDIA's CUDA images.
@@ -26,6 +27,9 @@ ci=(
   docker-compose shellcheck
   prometheus  # promtool lints the /metrics text in tests/observe (they skip the lint without it)
 )
+check=(
+  clang valgrind
+)
 runtime=(
   libpq5 libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libjansson4 libpcre2-8-0 libssl3
   libopenblas0-pthread libyaml-0-2 libgomp1 ca-certificates
@@ -41,7 +45,8 @@ for group in "$@"; do
     test) wanted+=("${test[@]}") ;;
     ci) wanted+=("${ci[@]}") ;;
     runtime) wanted+=("${runtime[@]}") ;;
-    *) echo "install-deps.sh: unknown group '$group' (build, test, ci, runtime)" >&2; exit 2 ;;
+    check) wanted+=("${check[@]}") ;;
+    *) echo "install-deps.sh: unknown group '$group' (build, test, ci, check, runtime)" >&2; exit 2 ;;
   esac
 done
 if $print; then printf '%s\n' "${wanted[@]}"; exit 0; fi

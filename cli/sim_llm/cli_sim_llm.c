@@ -32,11 +32,14 @@ static const char USAGE[] =
     "  --latency-ms MEAN       delay every reply by MEAN ms (timers, not sleeps)\n"
     "  --latency-jitter-ms J   spread the delay uniformly over MEAN +- J\n"
     "  --fail-rate F           fraction of completions answered with an error status\n"
-    "  --fail-status S         that status: 429, 500 or 503 (default 503)\n"
+    "  --fail-status S[,S...]  that status: 429, 500 or 503 (default 503); with several, each\n"
+    "                          failed request gets one of them (seeded)\n"
     "  --retry-after SECONDS   send Retry-After with those errors\n"
     "  --drop-rate F           fraction of completions whose connection is closed unanswered\n"
     "  --truncate-rate F       fraction answered 200 with the JSON body cut in half\n"
     "  --malformed-rate F      fraction answered 200 with valid JSON of the wrong shape\n"
+    "  --hang-rate F           fraction answered --hang-ms late (past a client's timeout)\n"
+    "  --hang-ms MS            how late (default 60000)\n"
     "  --seed S                seed of the fault and jitter choices (default 0)\n" QPO_OBS_USAGE
     "\n"
     "Without --db or --data, $DATABASE_URL is used when set; otherwise no item is known and\n"
@@ -111,6 +114,8 @@ enum {
     OPT_DROP,
     OPT_TRUNCATE,
     OPT_MALFORMED,
+    OPT_HANG,
+    OPT_HANG_MS,
     OPT_SEED,
     OPT_HELP
 };
@@ -130,11 +135,31 @@ static const struct option LONGOPTS[] = {
     {"drop-rate", required_argument, NULL, OPT_DROP},
     {"truncate-rate", required_argument, NULL, OPT_TRUNCATE},
     {"malformed-rate", required_argument, NULL, OPT_MALFORMED},
+    {"hang-rate", required_argument, NULL, OPT_HANG},
+    {"hang-ms", required_argument, NULL, OPT_HANG_MS},
     {"seed", required_argument, NULL, OPT_SEED},
     {"help", no_argument, NULL, OPT_HELP},
     QPO_OBS_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
+
+/* "429" or "429,500": each one of the statuses a failed request may get. */
+static int parse_statuses(const char *arg, sim_faults *f, qpo_err *err) {
+    char copy[64];
+    if (strlen(arg) >= sizeof copy)
+        return bad_value(err, "--fail-status", arg, "at most 3 statuses of 429, 500, 503");
+    snprintf(copy, sizeof copy, "%s", arg);
+    f->n_fail_status = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        long v = 0;
+        if (f->n_fail_status == SIM_MAX_FAIL_STATUSES ||
+            parse_int("--fail-status", t, 100, 599, &v, err) || (v != 429 && v != 500 && v != 503))
+            return bad_value(err, "--fail-status", arg, "one to 3 statuses of 429, 500, 503");
+        f->fail_status[f->n_fail_status++] = (int)v;
+    }
+    return f->n_fail_status ? 0 : bad_value(err, "--fail-status", arg, "429, 500 or 503");
+}
 
 static int apply(int opt, const char *arg, options *o, qpo_err *err) {
     sim_server_cfg *c = &o->cfg;
@@ -170,11 +195,7 @@ static int apply(int opt, const char *arg, options *o, qpo_err *err) {
     case OPT_FAIL_RATE:
         return parse_double("--fail-rate", arg, 0, 1, &c->faults.fail_rate, err);
     case OPT_FAIL_STATUS:
-        rc = parse_int("--fail-status", arg, 100, 599, &v, err);
-        if (rc == 0 && v != 429 && v != 500 && v != 503)
-            return bad_value(err, "--fail-status", arg, "429, 500 or 503");
-        c->faults.fail_status = (int)v;
-        return rc;
+        return parse_statuses(arg, &c->faults, err);
     case OPT_RETRY_AFTER:
         rc = parse_int("--retry-after", arg, 0, 86400, &v, err);
         c->faults.retry_after = (int)v;
@@ -185,6 +206,10 @@ static int apply(int opt, const char *arg, options *o, qpo_err *err) {
         return parse_double("--truncate-rate", arg, 0, 1, &c->faults.truncate_rate, err);
     case OPT_MALFORMED:
         return parse_double("--malformed-rate", arg, 0, 1, &c->faults.malformed_rate, err);
+    case OPT_HANG:
+        return parse_double("--hang-rate", arg, 0, 1, &c->faults.hang_rate, err);
+    case OPT_HANG_MS:
+        return parse_double("--hang-ms", arg, 1, 3.6e6, &c->faults.hang_ms, err);
     case OPT_SEED: {
         char *end;
         unsigned long long s = strtoull(arg, &end, 10);
@@ -206,7 +231,8 @@ static int parse_args(int argc, char **argv, options *o, int *help, qpo_err *err
     memset(o, 0, sizeof(*o));
     o->cfg.threads = 2;
     o->cfg.api.model = "qpo-sim";
-    o->cfg.faults.fail_status = 503;
+    o->cfg.faults.fail_status[0] = 503;
+    o->cfg.faults.n_fail_status = 1;
     o->cfg.faults.retry_after = -1;
     o->port = -1;
     optind = 0;
@@ -300,6 +326,9 @@ int qpo_cmd_sim_llm(int argc, char **argv) {
     printf("http://%s:%d\n", o.host, sim_server_port(s));
     fflush(stdout);
     sim_server_wait(s);
+    /* Tests compare this with what clients recorded: the fault schedule of 0..n-1. */
+    qpo_info("sim-llm: stopped after %llu completion requests",
+             (unsigned long long)sim_server_requests(s));
     sim_server_free(s);
     qpo_obs_stop();
     sim_data_free(&data);

@@ -375,7 +375,8 @@ static void test_fault_schedule(void **state) {
                     .fail_rate = 0.3,
                     .truncate_rate = 0.1,
                     .malformed_rate = 0.15,
-                    .fail_status = 503,
+                    .fail_status = {503},
+                    .n_fail_status = 1,
                     .seed = 42};
     qpo_err err = {0};
     assert_int_equal(sim_faults_check(&f, &err), 0);
@@ -392,7 +393,7 @@ static void test_fault_schedule(void **state) {
     assert_int_equal(sim_faults_check(&f, &err), -1);
     assert_int_equal(err.code, QPO_EXIT_USAGE);
     f.fail_rate = 0.1;
-    f.fail_status = 502;
+    f.fail_status[0] = 502;
     assert_int_equal(sim_faults_check(&f, &err), -1);
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -144,7 +145,8 @@ static void test_fault_flags_hit_the_seeded_requests(void **state) {
                     .fail_rate = 0.2,
                     .truncate_rate = 0.1,
                     .malformed_rate = 0.1,
-                    .fail_status = 429,
+                    .fail_status = {429},
+                    .n_fail_status = 1,
                     .seed = 7};
     simproc p;
     simproc_start(&p, args);
@@ -189,6 +191,50 @@ static void test_fail_statuses(void **state) {
         json_decref(j);
         assert_int_equal(simproc_stop(&p, SIGTERM), 0);
     }
+}
+
+/* Several fail statuses: each failed request gets the one its seeded variant names, so both
+ * appear, each 429 with its Retry-After; a hung reply comes --hang-ms late, whole. */
+static void test_mixed_statuses_and_hangs(void **state) {
+    const char *args[] = {"--fail-rate", "0.5", "--fail-status", "429,500", "--retry-after", "2",
+                          "--hang-rate", "0.2", "--hang-ms",     "700",     "--seed",        "5",
+                          NULL};
+    sim_faults f = {.fail_rate = 0.5,
+                    .fail_status = {429, 500},
+                    .n_fail_status = 2,
+                    .hang_rate = 0.2,
+                    .seed = 5};
+    simproc p;
+    simproc_start(&p, args);
+    int seen429 = 0, seen500 = 0, hung = 0;
+    for (uint64_t i = 0; i < 30; i++) {
+        response r;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        post(p.url, "/v1/completions", BODY, &r);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        unsigned variant;
+        sim_fault fault = sim_fault_for(&f, i, &variant);
+        if (fault == SIM_FAULT_FAIL) {
+            assert_int_equal(r.status, sim_fault_status(&f, variant));
+            assert_string_equal(r.retry_after, "2");
+            seen429 += r.status == 429;
+            seen500 += r.status == 500;
+        } else {
+            assert_int_equal(r.status, 200);
+            double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+            /* Not a timing assertion on speed: a hung reply cannot come before its timer. */
+            if (fault == SIM_FAULT_HANG) {
+                assert_true(ms >= 690);
+                hung++;
+            }
+            json_t *c = choices_of(r.body, r.len);
+            assert_int_equal(json_array_size(c), 1);
+            json_decref(c);
+        }
+    }
+    assert_true(seen429 > 0 && seen500 > 0 && hung > 0);
+    assert_int_equal(simproc_stop(&p, SIGTERM), 0);
 }
 
 /* Clients that give up before a delayed reply leave requests with no connection: the server
@@ -301,6 +347,7 @@ int main(void) {
         cmocka_unit_test(test_http_matches_in_process_api),
         cmocka_unit_test(test_fault_flags_hit_the_seeded_requests),
         cmocka_unit_test(test_fail_statuses),
+        cmocka_unit_test(test_mixed_statuses_and_hangs),
         cmocka_unit_test(test_latency_with_departing_clients),
         cmocka_unit_test(test_bad_flags_exit_2),
         cmocka_unit_test(test_bad_data_rows_exit_2),

@@ -11,14 +11,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A message cut to fit may end inside a multi-byte character: drop that partial character,
+ * so what reaches qpo.llm_calls is valid UTF-8. */
+static void utf8_cut_partial(char *s) {
+    size_t len = strlen(s), i = len;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--; /* continuation bytes */
+    if (i == 0 || (unsigned char)s[i - 1] < 0xC0)
+        return; /* ends on ASCII or on continuation bytes of nothing we can check */
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    if (len - (i - 1) < need)
+        s[i - 1] = '\0';
+}
+
 static qpo_llm_status fail(qpo_llm_parsed *p, qpo_llm_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static qpo_llm_status fail(qpo_llm_parsed *p, qpo_llm_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->error, sizeof p->error, fmt, ap);
+    int n = vsnprintf(p->error, sizeof p->error, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof p->error)
+        utf8_cut_partial(p->error);
     for (size_t i = 0; i < p->ntokens; i++)
         free(p->tokens[i]);
     free(p->tokens);
@@ -68,6 +84,17 @@ static void read_usage(const json_t *root, qpo_llm_parsed *p) {
         p->completion_tokens = (int)json_integer_value(ct);
 }
 
+/* The first bytes of a body for a message: it holds len bytes (no terminating NUL), and what
+ * is not printable ASCII becomes '?', so the message stays valid UTF-8 for qpo.llm_calls
+ * (a cut multi-byte character or a binary body would make the audit row unwritable). */
+static const char *preview(const char *body, size_t len, char *out, size_t outlen) {
+    size_t n = len < outlen - 1 ? len : outlen - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : '?';
+    out[n] = '\0';
+    return out;
+}
+
 /* The body as JSON with a non-empty choices array; else the class and message in p. */
 static json_t *load_choice0(const char *body, size_t len, qpo_llm_parsed *p, json_t **root) {
     json_error_t jerr;
@@ -78,8 +105,11 @@ static json_t *load_choice0(const char *body, size_t len, qpo_llm_parsed *p, jso
     }
     *root = json_loadb(body, len, 0, &jerr);
     if (!*root) {
-        fail(p, QPO_LLM_ERR_MALFORMED, "response is not JSON (%s at byte %d): starts \"%.40s\"",
-             jerr.text, jerr.position, body);
+        /* jansson quotes the offending bytes in its message: they need the same care. */
+        char start[41], why[sizeof jerr.text];
+        fail(p, QPO_LLM_ERR_MALFORMED, "response is not JSON (%s at byte %d): starts \"%s\"",
+             preview(jerr.text, strlen(jerr.text), why, sizeof why), jerr.position,
+             preview(body, len, start, sizeof start));
         return NULL;
     }
     if (!json_is_object(*root)) {
@@ -254,6 +284,7 @@ static qpo_llm_status walk_chat(qpo_llm_parsed *p, const json_t *content) {
 }
 
 qpo_llm_status qpo_llm_parse_chat(const char *body, size_t len, qpo_llm_parsed *p) {
+    char start[41];
     parsed_init(p);
     json_t *root;
     json_t *c0 = load_choice0(body, len, p, &root);
@@ -270,8 +301,9 @@ qpo_llm_status qpo_llm_parse_chat(const char *body, size_t len, qpo_llm_parsed *
             s = fail(p, QPO_LLM_ERR_SHAPE, "choices[0].logprobs.content is not an array");
         else if (json_array_size(content) == 0)
             s = fail(p, json_string_length(text) ? QPO_LLM_ERR_NO_LOGPROBS : QPO_LLM_ERR_SHAPE,
-                     "choices[0].logprobs.content is empty (completion \"%.40s\")",
-                     json_string_value(text));
+                     "choices[0].logprobs.content is empty (completion \"%s\")",
+                     preview(json_string_value(text) ? json_string_value(text) : "",
+                             json_string_length(text), start, sizeof start));
         else if ((s = walk_chat(p, content)) == QPO_LLM_OK &&
                  !(p->text = strdup(json_string_value(text))))
             s = fail(p, QPO_LLM_ERR_INTERNAL, "out of memory");

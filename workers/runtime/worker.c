@@ -427,6 +427,9 @@ static int setup_events(worker *w, qpo_err *err) {
     event_add(w->poll_ev, &poll);
     event_add(w->beat_ev, &beat);
     if (w->o.handle_signals) {
+        /* Handlers talk to targets over sockets from their threads: a peer that closes while a
+         * TLS library writes with write(2) must cost an error on that call, not the process. */
+        signal(SIGPIPE, SIG_IGN);
         w->sigterm_ev = evsignal_new(w->base, SIGTERM, on_signal, w);
         w->sigint_ev = evsignal_new(w->base, SIGINT, on_signal, w);
         event_add(w->sigterm_ev, NULL);

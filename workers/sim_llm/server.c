@@ -193,7 +193,7 @@ static void build_reply(worker *w, struct evhttp_request *req, const char *path,
     if (p->fault == SIM_FAULT_DROP)
         return;
     if (p->fault == SIM_FAULT_FAIL) {
-        int st = cfg->faults.fail_status;
+        int st = sim_fault_status(&cfg->faults, variant);
         sim_api_error(&p->reply, st, st == 429 ? "requests" : "server_error", NULL,
                       st == 429 ? "rate_limit_exceeded" : NULL,
                       st == 429   ? "Rate limit reached (injected fault)"
@@ -240,6 +240,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
             snprintf(p->endpoint, sizeof p->endpoint, "%s", known[i]);
     build_reply(w, req, path, p);
     double delay = cfg->latency_ms + cfg->jitter_ms * (2 * next_unit(w) - 1);
+    if (p->fault == SIM_FAULT_HANG)
+        delay = fmax(delay, 0) + (cfg->faults.hang_ms > 0 ? cfg->faults.hang_ms : 60000);
     if (delay <= 0) {
         respond(p);
         free(p);
@@ -357,6 +359,10 @@ void sim_server_wait(sim_server *s) {
         pthread_join(s->workers[i].thread, NULL);
     for (int i = 0; i < s->n_workers; i++)
         s->workers[i].thread = 0;
+}
+
+uint64_t sim_server_requests(const sim_server *s) {
+    return atomic_load(&s->seq);
 }
 
 void sim_server_stop(sim_server *s) {

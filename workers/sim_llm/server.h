@@ -27,6 +27,8 @@ int sim_server_port(const sim_server *s);
 /* Blocks until SIGTERM or SIGINT (or sim_server_stop), then stops the threads. */
 void sim_server_wait(sim_server *s);
 /* Asks the server to stop; safe from any thread. */
+/* Completion requests received so far: the fault schedule's request numbers 0..n-1. */
+uint64_t sim_server_requests(const sim_server *s);
 void sim_server_stop(sim_server *s);
 /* Frees everything; call after sim_server_wait returned. */
 void sim_server_free(sim_server *s);

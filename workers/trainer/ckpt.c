@@ -346,5 +346,10 @@ int qpo_ckpt_save_epoch(qpo_ckpt_store *s, qpo_trainer *tr, const qpo_epoch_info
         rc = s->ops->save(s, tmp, saved, err);
     }
     qpo_ckpt_remove_tree(tmp);
+    if (rc != 0 && !err->hint[0])
+        qpo_err_hint(err,
+                     "free space in %s (or set QPO_CHECKPOINT_DIR to a writable folder with "
+                     "room); the epochs saved before are intact and the retry resumes from them",
+                     s->loop_dir);
     return rc;
 }
