@@ -30,10 +30,21 @@ typedef struct probe_args {
 } probe_args;
 
 static void parse_args(int argc, char **argv, probe_args *a) {
-    *a = (probe_args){.epochs = 8,    .batch = 32,    .seed = 0,       .dev = 300,
-                      .dev_from = 1500, .vocab_d0 = 1, .layers = 2,    .d = 64,
-                      .heads = 4,     .sw = 1,        .lr = 1e-3,      .lambda = 0.1,
-                      .dropout = 0.1, .rstar = 100,   .clip = 0.25};
+    *a = (probe_args){.epochs = 8,
+                      .batch = 32,
+                      .seed = 0,
+                      .dev = 300,
+                      .dev_from = 1500,
+                      .vocab_d0 = 1,
+                      .layers = 2,
+                      .d = 64,
+                      .heads = 4,
+                      .sw = 1,
+                      .lr = 1e-3,
+                      .lambda = 0.1,
+                      .dropout = 0.1,
+                      .rstar = 100,
+                      .clip = 0.25};
     snprintf(a->report, sizeof a->report, "2,4,8");
     for (int i = 3; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
@@ -43,22 +54,38 @@ static void parse_args(int argc, char **argv, probe_args *a) {
         }
         *eq = 0;
         const char *k = argv[i], *v = eq + 1;
-        if (!strcmp(k, "epochs")) a->epochs = atoi(v);
-        else if (!strcmp(k, "batch")) a->batch = atoi(v);
-        else if (!strcmp(k, "seed")) a->seed = atoi(v);
-        else if (!strcmp(k, "dev")) a->dev = atoi(v);
-        else if (!strcmp(k, "dev_from")) a->dev_from = atoi(v);
-        else if (!strcmp(k, "vocab")) a->vocab_d0 = !strcmp(v, "d0");
-        else if (!strcmp(k, "layers")) a->layers = atoi(v);
-        else if (!strcmp(k, "d")) a->d = atoi(v);
-        else if (!strcmp(k, "heads")) a->heads = atoi(v);
-        else if (!strcmp(k, "switch")) a->sw = atoi(v);
-        else if (!strcmp(k, "lr")) a->lr = atof(v);
-        else if (!strcmp(k, "lambda")) a->lambda = atof(v);
-        else if (!strcmp(k, "dropout")) a->dropout = atof(v);
-        else if (!strcmp(k, "rstar")) a->rstar = atof(v);
-        else if (!strcmp(k, "clip")) a->clip = atof(v);
-        else if (!strcmp(k, "report")) snprintf(a->report, sizeof a->report, "%s", v);
+        if (!strcmp(k, "epochs"))
+            a->epochs = atoi(v);
+        else if (!strcmp(k, "batch"))
+            a->batch = atoi(v);
+        else if (!strcmp(k, "seed"))
+            a->seed = atoi(v);
+        else if (!strcmp(k, "dev"))
+            a->dev = atoi(v);
+        else if (!strcmp(k, "dev_from"))
+            a->dev_from = atoi(v);
+        else if (!strcmp(k, "vocab"))
+            a->vocab_d0 = !strcmp(v, "d0");
+        else if (!strcmp(k, "layers"))
+            a->layers = atoi(v);
+        else if (!strcmp(k, "d"))
+            a->d = atoi(v);
+        else if (!strcmp(k, "heads"))
+            a->heads = atoi(v);
+        else if (!strcmp(k, "switch"))
+            a->sw = atoi(v);
+        else if (!strcmp(k, "lr"))
+            a->lr = atof(v);
+        else if (!strcmp(k, "lambda"))
+            a->lambda = atof(v);
+        else if (!strcmp(k, "dropout"))
+            a->dropout = atof(v);
+        else if (!strcmp(k, "rstar"))
+            a->rstar = atof(v);
+        else if (!strcmp(k, "clip"))
+            a->clip = atof(v);
+        else if (!strcmp(k, "report"))
+            snprintf(a->report, sizeof a->report, "%s", v);
         else {
             fprintf(stderr, "unknown key %s\n", k);
             exit(2);
@@ -149,7 +176,8 @@ static void group_ceiling(const d0_file *d, const sim_api *api, const sim_item *
         exit(1);
     double acc = 0;
     for (size_t i = 0; i < nq; i++)
-        acc += c[(size_t)(sim_group(task, items[i]->query, strlen(items[i]->query)) >> shift) * nq + i];
+        acc += c[(size_t)(sim_group(task, items[i]->query, strlen(items[i]->query)) >> shift) * nq +
+                 i];
     printf("group ceiling (%d groups chosen on D_0): %.3f\n", 4 >> shift, acc / nq);
     free(c);
 }
@@ -184,8 +212,8 @@ static void strip(char *s) {
 }
 
 static void evaluate(qpo_policy *p, const qpo_tokenizer *tok, const sim_api *api,
-                     const sim_item **items, size_t nq, const char *single, double rstar,
-                     int epoch, double secs) {
+                     const sim_item **items, size_t nq, const char *single, double rstar, int epoch,
+                     double secs) {
     const char **queries = calloc(nq, sizeof *queries);
     uint64_t *seeds = calloc(nq, sizeof *seeds);
     char **prompts = calloc(nq, sizeof *prompts);
@@ -271,9 +299,8 @@ int main(int argc, char **argv) {
         tok = qpo_tokenizer_new_subset(tok, ids, n, msg, sizeof msg);
         free(ids);
         qpo_records_free(&rows);
-        if (!tok ||
-            qpo_records_from_text(tok, qpo_tokenizer_vocab_size(tok), d.recs, d.n, lo, hi, &rows,
-                                  msg, sizeof msg))
+        if (!tok || qpo_records_from_text(tok, qpo_tokenizer_vocab_size(tok), d.recs, d.n, lo, hi,
+                                          &rows, msg, sizeof msg))
             return fprintf(stderr, "%s\n", msg), 1;
     }
     qpo_policy_config cfg;
