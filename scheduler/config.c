@@ -274,7 +274,7 @@ static int check_targets(const json_t *cfg, json_t *out, qpo_err *err) {
     return 0;
 }
 
-static const char *const policy_keys[] = {"size", "init", "tokenizer", "weights", NULL};
+static const char *const policy_keys[] = {"size", "init", "tokenizer", "weights", "vocab", NULL};
 
 static int check_policy(const json_t *cfg, json_t *out, qpo_err *err) {
     json_t *empty = json_object();
@@ -289,12 +289,19 @@ static int check_policy(const json_t *cfg, json_t *out, qpo_err *err) {
     else if (check_keys(p, "policy", policy_keys, err) == 0 &&
              string_field(p, "policy", "size", "gpt2", o, err) == 0 &&
              string_field(p, "policy", "init", "scratch", o, err) == 0 &&
-             string_field(p, "policy", "tokenizer", "gpt2_bpe", o, err) == 0) {
+             string_field(p, "policy", "tokenizer", "gpt2_bpe", o, err) == 0 &&
+             string_field(p, "policy", "vocab", "tokenizer", o, err) == 0) {
         const char *size = json_string_value(json_object_get(o, "size"));
         const char *init = json_string_value(json_object_get(o, "init"));
+        const char *vocab = json_string_value(json_object_get(o, "vocab"));
         json_t *weights = json_object_get(p, "weights");
         if (strcmp(size, "tiny") && strcmp(size, "gpt2"))
             bad(err, "policy.size: unknown size \"%s\"; known: tiny, gpt2", size);
+        else if (strcmp(vocab, "tokenizer") && strcmp(vocab, "d0"))
+            bad(err, "policy.vocab: unknown \"%s\"; known: tokenizer, d0", vocab);
+        else if (!strcmp(vocab, "d0") && strcmp(init, "scratch"))
+            bad(err, "policy.vocab: \"d0\" needs \"init\": \"scratch\" (a pretrained or "
+                     "given policy keeps its own vocabulary)");
         else if (weights && strcmp(init, QPO_INIT_PRETRAINED))
             bad(err, "policy.weights: only read with \"init\": \"" QPO_INIT_PRETRAINED "\"");
         else if (!weights || string_field(p, "policy", "weights", NULL, o, err) == 0)

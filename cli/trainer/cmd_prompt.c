@@ -119,7 +119,7 @@ static int print_prompt(PGconn *conn, int64_t run_id, int loop, const char *quer
     if (qpo_trainer_cli_run(conn, run_id, &loop, &run, err))
         return -1;
     qpo_tokenizer *tok = qpo_trainer_tokenizer(&run, err);
-    qpo_policy *p = tok ? qpo_trainer_load_checkpoint(conn, run.id, loop, tok, err) : NULL;
+    qpo_policy *p = tok ? qpo_trainer_load_checkpoint(conn, run.id, loop, &tok, err) : NULL;
     int rc = p ? write_prompt(p, tok, &run, loop, query, as_json, err) : -1;
     qpo_policy_free(p);
     qpo_tokenizer_free(tok);

@@ -2,6 +2,7 @@
  * config metadata, exactly the layout pgdt_torch.py writes) and Hugging Face GPT-2 weights.
  * Every tensor is checked by name and shape before anything reaches the policy. */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,74 @@ static int load_into(qpo_policy *p, const qpo_st_file *f, source src, const char
     return rc;
 }
 
+int qpo_policy_set_vocab_ids(qpo_policy *p, const int32_t *ids, size_t n, char *errbuf,
+                             size_t errlen) {
+    if (n + 2 != (size_t)p->cfg.vocab) {
+        snprintf(errbuf, errlen, "%zu subset ids for a vocabulary of %d (want vocab - 2)", n,
+                 p->cfg.vocab);
+        return -1;
+    }
+    int32_t *copy = malloc(sizeof(int32_t) * (n ? n : 1));
+    if (!copy) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(copy, ids, sizeof(int32_t) * n);
+    free(p->vocab_ids);
+    p->vocab_ids = copy;
+    p->n_vocab_ids = n;
+    return 0;
+}
+
+const int32_t *qpo_policy_vocab_ids(const qpo_policy *p, size_t *n) {
+    *n = p->n_vocab_ids;
+    return p->vocab_ids;
+}
+
+/* "vocab_ids" metadata (a JSON array of ids) into p; absent is fine. */
+static int load_vocab_ids(qpo_policy *p, const qpo_st_file *f, const char *path, char *errbuf,
+                          size_t errlen) {
+    const char *text = qpo_st_metadata(f, "vocab_ids");
+    if (!text)
+        return 0;
+    json_error_t jerr;
+    json_t *a = json_loads(text, 0, &jerr);
+    size_t n = json_array_size(a);
+    int32_t *ids = malloc(sizeof(int32_t) * (n ? n : 1));
+    int rc = -1;
+    if (!json_is_array(a) || !ids) {
+        snprintf(errbuf, errlen, "%s: __metadata__ vocab_ids is not a JSON array of ids", path);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
+            snprintf(errbuf, errlen, "%s: __metadata__ vocab_ids[%zu] is not a token id", path, i);
+            goto done;
+        }
+        ids[i] = (int32_t)json_integer_value(v);
+    }
+    char msg[160];
+    if (qpo_policy_set_vocab_ids(p, ids, n, msg, sizeof msg)) {
+        snprintf(errbuf, errlen, "%s: __metadata__ vocab_ids: %s", path, msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(ids);
+    json_decref(a);
+    return rc;
+}
+
+static char *vocab_ids_json(const qpo_policy *p) {
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < p->n_vocab_ids; i++)
+        json_array_append_new(a, json_integer(p->vocab_ids[i]));
+    char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return s;
+}
+
 qpo_policy *qpo_policy_load(const char *path, const qpo_backend *be, char *errbuf, size_t errlen) {
     qpo_st_file *f = qpo_st_open(path, errbuf, errlen);
     if (!f)
@@ -129,7 +198,8 @@ qpo_policy *qpo_policy_load(const char *path, const qpo_backend *be, char *errbu
     } else if (qpo_policy_config_parse(cfg_json, &cfg, msg, sizeof msg)) {
         snprintf(errbuf, errlen, "%s: %s", path, msg);
     } else if ((p = qpo_policy_new(&cfg, be, errbuf, errlen)) &&
-               load_into(p, f, SRC_POLICY, path, errbuf, errlen)) {
+               (load_into(p, f, SRC_POLICY, path, errbuf, errlen) ||
+                load_vocab_ids(p, f, path, errbuf, errlen))) {
         qpo_policy_free(p);
         p = NULL;
     }
@@ -214,6 +284,10 @@ static int save_flat(qpo_policy *p, const float *buf, const char *path, int with
         qpo_st_writer_metadata(w, "config", cfg);
         qpo_st_writer_metadata(w, "format", FORMAT_NAME);
         free(cfg);
+        char *ids = p->vocab_ids ? vocab_ids_json(p) : NULL;
+        if (ids)
+            qpo_st_writer_metadata(w, "vocab_ids", ids);
+        free(ids);
     }
     rc = qpo_st_writer_write(w, path, errbuf, errlen);
 done:

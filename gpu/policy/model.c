@@ -46,6 +46,7 @@ void qpo_policy_free(qpo_policy *p) {
     free(p->g.h);
     free(p->tensors);
     free(p->names);
+    free(p->vocab_ids);
     free(p->host_pred);
     free(p->host_losses);
     free(p);

@@ -48,6 +48,8 @@ struct qpo_policy {
     /* the last forward, for backward */
     qpo_step_opts last;
     float *host_pred, *host_losses; /* [B], [B*40] */
+    int32_t *vocab_ids;             /* base ids of a subset vocabulary (policy.h), or NULL */
+    size_t n_vocab_ids;
 };
 
 int qpo_params_build(qpo_policy *p);

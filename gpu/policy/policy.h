@@ -115,6 +115,13 @@ int qpo_policy_save(qpo_policy *p, const char *path, char *errbuf, size_t errlen
  * backbone from the file (fp32/fp16/bf16), the heads initialised with seed. */
 qpo_policy *qpo_policy_from_hf(const char *dir, const qpo_backend *be, uint64_t seed, char *errbuf,
                                size_t errlen);
+/* A policy over a subset of its tokenizer's vocabulary (tokenizer.h, qpo_tokenizer_new_subset)
+ * carries the subset's base ids (n = vocab - 2) in its checkpoints' metadata ("vocab_ids", a
+ * JSON array), so whoever loads it rebuilds the tokenizer it was trained with. */
+int qpo_policy_set_vocab_ids(qpo_policy *p, const int32_t *ids, size_t n, char *errbuf,
+                             size_t errlen);
+/* NULL (and *n = 0) for a policy over its tokenizer's whole vocabulary. */
+const int32_t *qpo_policy_vocab_ids(const qpo_policy *p, size_t *n);
 /* Writes every gradient under the weights' names. */
 int qpo_policy_save_grads(qpo_policy *p, const char *path, char *errbuf, size_t errlen);
 

@@ -77,3 +77,30 @@ int qpo_records_from_text(const qpo_tokenizer *tok, int vocab, const qpo_text_re
     }
     return 0;
 }
+
+static void mark_real(uint8_t *seen, const int32_t *ids, const int32_t *mask, size_t n,
+                      int32_t vocab) {
+    for (size_t i = 0; i < n; i++)
+        if (mask[i] && ids[i] >= 0 && ids[i] < vocab)
+            seen[ids[i]] = 1;
+}
+
+int qpo_records_token_ids(const qpo_records *r, int32_t vocab, int32_t eos, int32_t **ids,
+                          size_t *n) {
+    uint8_t *seen = calloc((size_t)vocab, 1);
+    *ids = malloc(sizeof(int32_t) * (size_t)vocab);
+    *n = 0;
+    if (!seen || !*ids) {
+        free(seen);
+        free(*ids);
+        *ids = NULL;
+        return -1;
+    }
+    mark_real(seen, r->query_ids, r->query_mask, r->n * QPO_PGDT_QLEN, vocab);
+    mark_real(seen, r->prompt_ids, r->prompt_mask, r->n * QPO_PGDT_PLEN, vocab);
+    for (int32_t id = 0; id < vocab; id++)
+        if (seen[id] && id != eos)
+            (*ids)[(*n)++] = id;
+    free(seen);
+    return 0;
+}

@@ -26,6 +26,11 @@ int qpo_records_from_text(const qpo_tokenizer *tok, int vocab, const qpo_text_re
                           size_t n, double min_raw, double max_raw, qpo_records *out, char *errbuf,
                           size_t errlen);
 
+/* The distinct token ids of r's real query and prompt tokens, eos left out, ascending:
+ * *ids malloc'd. For a subset vocabulary (tokenizer.h) of the data a policy trains on. */
+int qpo_records_token_ids(const qpo_records *r, int32_t vocab, int32_t eos, int32_t **ids,
+                          size_t *n);
+
 /* Prompts for n query texts (generate.h's rules; query i draws from seeds[i]): prompts[i]
  * is a malloc'd, NUL-terminated string without the final eos. */
 struct qpo_gen_opts;

@@ -47,7 +47,14 @@ struct qpo_tokenizer {
     vocab_map vocab;
     pair_map pairs;
     pcre2_code *re;
+    /* A subset view (subset.c): encoding goes through base, then to_sub maps each base id to
+     * this vocabulary (unk = vocab_size - 2 for ids outside it); to_base maps back. */
+    qpo_tokenizer *base;
+    int32_t *to_sub, *to_base;
 };
+
+/* Maps ids[from..n) of base ids to the subset's in place. */
+void tok_subset_map(const qpo_tokenizer *tok, int32_t *ids, size_t from, size_t n);
 
 uint64_t tok_hash(const char *s, size_t len);
 int32_t vocab_lookup(const qpo_tokenizer *tok, const char *s, size_t len); /* -1 if absent */

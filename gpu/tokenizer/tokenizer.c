@@ -28,6 +28,9 @@ void qpo_tokenizer_free(qpo_tokenizer *tok) {
     free(tok->vocab.slots);
     free(tok->pairs.slots);
     pcre2_code_free(tok->re);
+    qpo_tokenizer_free(tok->base);
+    free(tok->to_sub);
+    free(tok->to_base);
     free(tok);
 }
 
@@ -122,6 +125,13 @@ static int encode_bytes(const char *text, size_t len, int32_t **ids, size_t *n, 
 
 int qpo_tokenizer_encode(const qpo_tokenizer *tok, const char *text, size_t len, int32_t **ids,
                          size_t *n, size_t *cap) {
+    if (tok->base) {
+        size_t from = *n;
+        if (qpo_tokenizer_encode(tok->base, text, len, ids, n, cap))
+            return -1;
+        tok_subset_map(tok, *ids, from, *n);
+        return 0;
+    }
     if (tok->bytes_only)
         return encode_bytes(text, len, ids, n, cap);
     pcre2_match_data *md = pcre2_match_data_create(1, NULL);
@@ -157,6 +167,11 @@ static int token_text(const qpo_tokenizer *tok, int32_t id, char *scratch, const
     if (id == tok->eos) {
         *s = eos_text;
         *len = sizeof(eos_text) - 1;
+    } else if (tok->base) {
+        *s = ""; /* unk has no text */
+        *len = 0;
+        if (tok->to_base[id] >= 0)
+            return token_text(tok->base, tok->to_base[id], scratch, s, len);
     } else if (tok->bytes_only) {
         *scratch = (char)(unsigned char)id;
         *s = scratch;

@@ -17,6 +17,18 @@ qpo_tokenizer *qpo_tokenizer_load_bpe(const char *dir, char *errbuf, size_t errl
 /* 256 byte ids plus eos = 256 (vocab 257), for tiny demo and test models. */
 qpo_tokenizer *qpo_tokenizer_new_bytes(void);
 
+/* A smaller vocabulary over base: ids[0..n) (distinct base ids, eos not among them) become
+ * 0..n-1, then unk = n (every other base id; it decodes to no text) and eos = n + 1. For a
+ * policy trained from scratch on a known set of texts, whose output layer then spans only the
+ * tokens it can learn. Takes ownership of base, also on failure. NULL with errbuf set. */
+qpo_tokenizer *qpo_tokenizer_new_subset(qpo_tokenizer *base, const int32_t *ids, size_t n,
+                                        char *errbuf, size_t errlen);
+/* Renumbers ids[0..n) of the subset's base into the subset (unk for ids outside it): for ids
+ * encoded with the base before the subset was known. No-op for any other tokenizer. */
+void qpo_tokenizer_subset_map(const qpo_tokenizer *tok, int32_t *ids, size_t n);
+/* The base ids of a subset (NULL and *n = 0 for any other tokenizer). */
+const int32_t *qpo_tokenizer_subset_ids(const qpo_tokenizer *tok, size_t *n);
+
 void qpo_tokenizer_free(qpo_tokenizer *tok);
 
 int32_t qpo_tokenizer_eos(const qpo_tokenizer *tok);        /* 50256 for GPT-2 */

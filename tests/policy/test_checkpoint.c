@@ -54,6 +54,32 @@ static void test_roundtrip(void **state) {
     free(path);
 }
 
+/* A subset vocabulary's base ids travel in the file's metadata and come back with it; a count
+ * that does not fit the vocabulary (vocab - 2) is refused. */
+static void test_vocab_ids(void **state) {
+    (void)state;
+    qpo_policy *p = tiny(4);
+    size_t n = 1;
+    assert_null(qpo_policy_vocab_ids(p, &n));
+    assert_int_equal(n, 0);
+    int32_t ids[510];
+    for (int i = 0; i < 510; i++)
+        ids[i] = 3 * i + 1;
+    char err[512], *path = path_in("ids.safetensors");
+    assert_int_equal(qpo_policy_set_vocab_ids(p, ids, 509, err, sizeof err), -1);
+    assert_non_null(strstr(err, "509"));
+    assert_int_equal(qpo_policy_set_vocab_ids(p, ids, 510, err, sizeof err), 0);
+    assert_int_equal(qpo_policy_save(p, path, err, sizeof err), 0);
+    qpo_policy *q = qpo_policy_load(path, qpo_backend_cpu(), err, sizeof err);
+    if (!q)
+        fail_msg("%s", err);
+    const int32_t *got = qpo_policy_vocab_ids(q, &n);
+    assert_int_equal(n, 510);
+    assert_memory_equal(got, ids, sizeof ids);
+    qpo_policy_free(p), qpo_policy_free(q);
+    free(path);
+}
+
 static uint16_t to_bf16(float x) {
     uint32_t u;
     memcpy(&u, &x, 4);
@@ -211,9 +237,9 @@ static void test_truncated(void **state) {
 int main(void) {
     dir = temp_dir();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_reward_embed_key),
-        cmocka_unit_test(test_hf_backbone), cmocka_unit_test(test_mismatches),
-        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_roundtrip),  cmocka_unit_test(test_reward_embed_key),
+        cmocka_unit_test(test_vocab_ids),  cmocka_unit_test(test_hf_backbone),
+        cmocka_unit_test(test_mismatches), cmocka_unit_test(test_truncated),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[600];

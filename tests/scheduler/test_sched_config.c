@@ -112,6 +112,10 @@ static void test_refusals_name_the_field(void **state) {
     expect_error("hyper", "{\"lr_frist\": 0.1}", "hyper.lr_frist: unknown key; known: ");
     expect_error("hyper", "{\"top_p\": 1.5}", "hyper.top_p: must be a number in [0, 1]");
     expect_error("policy", "{\"size\": \"huge\"}", "policy.size: unknown size \"huge\"");
+    expect_error("policy", "{\"vocab\": \"tweets\"}", "policy.vocab: unknown \"tweets\"");
+    /* GPT-2's pretrained rows are the point of "pretrained": no subset of them. */
+    expect_error("policy", "{\"init\": \"pretrained\", \"vocab\": \"d0\"}",
+                 "policy.vocab: \"d0\" needs \"init\": \"scratch\"");
     expect_error("policy", "{\"init\": \"scratch\", \"weights\": \"/models/gpt2\"}",
                  "policy.weights: only read with \"init\": \"pretrained\"");
     expect_error("policy", "{\"init\": \"pretrained\", \"weights\": \"\"}",

@@ -106,6 +106,48 @@ static void test_byte_tokenizer(void **state) {
     qpo_tokenizer_free(tok);
 }
 
+/* A subset renumbers the base's ids in list order, sends every other id to unk (no text) and
+ * keeps eos last; a list naming eos, an id twice or an id outside the base is refused. */
+static void test_subset(void **state) {
+    const int32_t keep[3] = {'c', 'a', 't'};
+    qpo_tokenizer *tok =
+        qpo_tokenizer_new_subset(qpo_tokenizer_new_bytes(), keep, 3, err, sizeof(err));
+    assert_non_null(tok);
+    assert_int_equal(qpo_tokenizer_vocab_size(tok), 5);
+    assert_int_equal(qpo_tokenizer_eos(tok), 4);
+    ids r = enc(tok, "tacks", 5);
+    assert_int_equal(r.n, 5);
+    const int32_t want[5] = {2, 1, 0, 3, 3}; /* t a c, then k and s are unk */
+    assert_memory_equal(r.v, want, sizeof(want));
+    const int32_t out[4] = {0, 3, 1, 4};
+    size_t len, n;
+    char *s = qpo_tokenizer_decode(tok, out, 4, &len, err, sizeof(err));
+    assert_string_equal(s, "ca<|endoftext|>");
+    free(s);
+    int32_t base_ids[3] = {'t', 'x', 256};
+    qpo_tokenizer_subset_map(tok, base_ids, 3);
+    assert_int_equal(base_ids[0], 2);
+    assert_int_equal(base_ids[1], 3);
+    assert_int_equal(base_ids[2], 4);
+    const int32_t *back = qpo_tokenizer_subset_ids(tok, &n);
+    assert_int_equal(n, 3);
+    assert_memory_equal(back, keep, sizeof(keep));
+    free(r.v);
+    qpo_tokenizer_free(tok);
+    qpo_tokenizer *plain = qpo_tokenizer_new_bytes();
+    assert_null(qpo_tokenizer_subset_ids(plain, &n));
+    assert_int_equal(n, 0);
+    qpo_tokenizer_free(plain);
+
+    const int32_t with_eos[2] = {'a', 256}, twice[2] = {'a', 'a'}, outside[1] = {300};
+    assert_null(qpo_tokenizer_new_subset(qpo_tokenizer_new_bytes(), with_eos, 2, err, sizeof(err)));
+    assert_non_null(strstr(err, "eos"));
+    assert_null(qpo_tokenizer_new_subset(qpo_tokenizer_new_bytes(), twice, 2, err, sizeof(err)));
+    assert_non_null(strstr(err, "twice"));
+    assert_null(qpo_tokenizer_new_subset(qpo_tokenizer_new_bytes(), outside, 1, err, sizeof(err)));
+    assert_non_null(strstr(err, "outside"));
+}
+
 /* ---- GPT-2 ---- */
 
 static void test_known_vectors(void **state) {
@@ -469,6 +511,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_byte_tokenizer),
+        cmocka_unit_test(test_subset),
         cmocka_unit_test(test_known_vectors),
         cmocka_unit_test(test_pre_tokenizer_splits),
         cmocka_unit_test(test_round_trips),

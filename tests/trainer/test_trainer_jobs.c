@@ -295,6 +295,57 @@ static void test_merge_filter_dedup_and_loop2(void **state) {
     tfx_teardown(&f);
 }
 
+/* policy.vocab "d0": loop 1's policy spans only the bytes its training rows hold (plus unk
+ * and eos), its checkpoint names them, and every later job speaks that vocabulary: generate
+ * writes only D_0's bytes, and loop 2 fine-tunes loop 1's weights on the same ids. */
+static void test_vocab_d0_is_the_training_tokens(void **state) {
+    (void)state;
+    tfx f;
+    tfx_opts o = {.with_d0 = 1, .vocab = "d0"};
+    tfx_setup(&f, qpo_pgtest_new_db(pg), &o);
+    run_ok(&f, qpo_trainer_job_train, "train", 1, NULL);
+    /* The distinct bytes of D_0's queries and prompts, the stop text left out. */
+    long long bytes = db_ll(f.conn, "SELECT count(DISTINCT c) FROM (SELECT regexp_split_to_table("
+                                    "replace(query || prompt, '<|endoftext|>', ''), '') c FROM "
+                                    "qpo.d0_records) x");
+    assert_true(bytes > 10 && bytes < 60);
+    char want[32];
+    snprintf(want, sizeof want, "%lld", bytes + 2);
+    char *vocab = db_str(f.conn, "SELECT config->>'vocab' FROM qpo.checkpoints WHERE loop = 1");
+    assert_string_equal(vocab, want);
+    free(vocab);
+    char *path = db_str(f.conn, "SELECT path FROM qpo.checkpoints WHERE loop = 1");
+    char msg[256];
+    qpo_policy *p = qpo_policy_load(path, qpo_backend_cpu(), msg, sizeof msg);
+    assert_non_null(p);
+    size_t n = 0;
+    const int32_t *ids = qpo_policy_vocab_ids(p, &n);
+    assert_non_null(ids);
+    assert_int_equal(n, (size_t)bytes);
+    for (size_t i = 1; i < n; i++) /* byte ids, ascending: the byte itself */
+        assert_true(ids[i - 1] < ids[i] && ids[i] < 256);
+    qpo_policy_free(p);
+    free(path);
+
+    run_ok(&f, qpo_trainer_job_generate, "generate", 1, NULL);
+    run_ok(&f, qpo_trainer_job_evaluate_generate, "evaluate-generate", 1, NULL);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.generations"), 16);
+    /* Only bytes D_0 holds: the subset cannot write any other. */
+    assert_true(db_ll(f.conn, "SELECT sum(length(prompt)) FROM qpo.generations") > 16);
+    assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM (SELECT regexp_split_to_table(prompt, "
+                                   "'') c FROM qpo.generations) g WHERE c <> '' AND c NOT IN "
+                                   "(SELECT regexp_split_to_table(query || prompt, '') FROM "
+                                   "qpo.d0_records)"),
+                     0);
+    json_t *res = NULL;
+    run_ok(&f, qpo_trainer_job_train, "train", 2, &res);
+    json_decref(res);
+    vocab = db_str(f.conn, "SELECT config->>'vocab' FROM qpo.checkpoints WHERE loop = 2");
+    assert_string_equal(vocab, want);
+    free(vocab);
+    tfx_teardown(&f);
+}
+
 static void expect_fatal(tfx *f, tfx_job_fn fn, const char *kind, int loop, const char *needle) {
     char payload[256];
     tfx_payload(f, kind, loop, payload, sizeof payload);
@@ -620,6 +671,7 @@ int main(void) {
         cmocka_unit_test(test_merge_filter_dedup_and_loop2),
         cmocka_unit_test(test_errors_name_the_fix),
         cmocka_unit_test(test_pretrained_init_search_order),
+        cmocka_unit_test(test_vocab_d0_is_the_training_tokens),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     qpo_pgtest_stop(pg);

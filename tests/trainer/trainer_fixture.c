@@ -93,7 +93,11 @@ void tfx_setup(tfx *f, const char *conninfo, const tfx_opts *opts) {
         o.select = opts->select;
         o.heldout = opts->heldout;
         o.lr_first = opts->lr_first;
+        o.vocab = opts->vocab;
     }
+    char policy_extra[64] = "";
+    if (o.vocab)
+        snprintf(policy_extra, sizeof policy_extra, ", \"vocab\": \"%s\"", o.vocab);
     char extra[128] = "";
     if (o.select)
         snprintf(extra, sizeof extra, ", \"select\": \"%s\"", o.select);
@@ -107,13 +111,13 @@ void tfx_setup(tfx *f, const char *conninfo, const tfx_opts *opts) {
     assert_non_null(f->conn);
     char cfg[1024], sql[2048];
     snprintf(cfg, sizeof cfg,
-             "{\"policy\": {\"size\": \"tiny\", \"init\": \"scratch\", \"tokenizer\": \"%s\"}, "
+             "{\"policy\": {\"size\": \"tiny\", \"init\": \"scratch\", \"tokenizer\": \"%s\"%s}, "
              "\"hyper\": {\"batch_size\": 16, \"epochs_first\": %d, \"epochs_next\": 2, "
              "\"lr_first\": %g, \"lr_next\": 0.0001, \"lr_step_epochs\": 20, "
              "\"lr_gamma\": 0.65, \"grad_clip\": 0.25, \"lambda\": 0.1, \"dropout\": 0.1, "
              "\"weight_decay\": 0.0001, \"lambda_switch\": false, \"top_k\": 2, \"top_p\": 0.9, "
              "\"r_star\": 100, \"max_query_tokens\": 40, \"max_prompt_tokens\": 40%s}}",
-             o.tokenizer, o.epochs_first, o.lr_first > 0 ? o.lr_first : 0.001, extra);
+             o.tokenizer, policy_extra, o.epochs_first, o.lr_first > 0 ? o.lr_first : 0.001, extra);
     snprintf(sql, sizeof sql,
              "INSERT INTO qpo.experiments (name, config, state, resolved_config) VALUES "
              "('trainer-test', '{}', 'planned', '%s');"

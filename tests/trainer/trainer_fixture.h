@@ -18,6 +18,7 @@ typedef struct tfx_opts {
     const char *select;    /* hyper.select; default: absent (the trainer's default) */
     double heldout;        /* hyper.heldout when > 0 */
     double lr_first;       /* default 0.001 */
+    const char *vocab;     /* policy.vocab; default: absent */
 } tfx_opts;
 
 typedef struct tfx {

@@ -34,8 +34,9 @@ static int scratch_file(char *out, size_t len, qpo_err *err) {
     return 0;
 }
 
-/* The policy in LOCAL (NAME in messages), its vocabulary the tokenizer's. */
-static qpo_policy *load_checked(const char *local, const char *name, const qpo_tokenizer *tok,
+/* The policy in LOCAL (NAME in messages), its vocabulary the tokenizer's (*tok becomes the
+ * policy's subset when it carries one). */
+static qpo_policy *load_checked(const char *local, const char *name, qpo_tokenizer **tok,
                                 qpo_err *err) {
     char msg[512];
     qpo_policy *p = qpo_policy_load(local, qpo_trainer_backend(), msg, sizeof msg);
@@ -44,17 +45,22 @@ static qpo_policy *load_checked(const char *local, const char *name, const qpo_t
         qpo_err_detail(err, "%s", msg);
         return NULL;
     }
-    if (qpo_policy_config_of(p)->vocab != qpo_tokenizer_vocab_size(tok)) {
+    if (qpo_trainer_adopt_vocab(p, tok, err)) {
+        qpo_err_prefix(err, "%s", name);
+        qpo_policy_free(p);
+        return NULL;
+    }
+    if (qpo_policy_config_of(p)->vocab != qpo_tokenizer_vocab_size(*tok)) {
         qpo_err_set(err, QPO_EXIT_USAGE, "%s has a vocabulary of %d, the tokenizer %d", name,
-                    qpo_policy_config_of(p)->vocab, qpo_tokenizer_vocab_size(tok));
+                    qpo_policy_config_of(p)->vocab, qpo_tokenizer_vocab_size(*tok));
         qpo_policy_free(p);
         return NULL;
     }
     return p;
 }
 
-qpo_policy *qpo_trainer_load_checkpoint(PGconn *conn, int64_t run, int loop,
-                                        const qpo_tokenizer *tok, qpo_err *err) {
+qpo_policy *qpo_trainer_load_checkpoint(PGconn *conn, int64_t run, int loop, qpo_tokenizer **tok,
+                                        qpo_err *err) {
     char rs[24], ls[16];
     snprintf(rs, sizeof rs, "%" PRId64, run);
     snprintf(ls, sizeof ls, "%d", loop);

@@ -153,8 +153,10 @@ static qpo_job_status generate(const qpo_trainer_env *env, const json_t *payload
     gen_items g = {0};
     /* The payload and selection first: a bad payload is refused before loading weights. */
     qpo_policy *p = tok && select(env, &run, loop, payload, tok, &g, err) == 0
-                        ? qpo_trainer_load_checkpoint(env->conn, run.id, loop, tok, err)
+                        ? qpo_trainer_load_checkpoint(env->conn, run.id, loop, &tok, err)
                         : NULL;
+    if (p) /* queries were encoded before the policy said which vocabulary it speaks */
+        qpo_tokenizer_subset_map(tok, g.qids, (size_t)g.n * QPO_PGDT_QLEN);
     int32_t *ids = NULL;
     int *len = NULL;
     qpo_job_status s = QPO_JOB_OK;

@@ -47,6 +47,9 @@ static void read_config(const json_t *cfg, qpo_trun *r) {
     get_str(p, "init", "scratch", r->init, sizeof r->init);
     get_str(p, "tokenizer", "gpt2_bpe", r->tokenizer, sizeof r->tokenizer);
     get_str(p, "weights", "", r->weights, sizeof r->weights);
+    char vocab[16];
+    get_str(p, "vocab", "tokenizer", vocab, sizeof vocab);
+    r->vocab_d0 = !strcmp(vocab, "d0");
     r->batch_size = hyper_int(h, "batch_size");
     r->epochs_first = hyper_int(h, "epochs_first");
     r->epochs_next = hyper_int(h, "epochs_next");
@@ -210,6 +213,31 @@ int qpo_trainer_policy_config(const qpo_trun *run, const qpo_tokenizer *tok, qpo
         return -1;
     }
     cfg->vocab = qpo_tokenizer_vocab_size(tok);
+    return 0;
+}
+
+int qpo_trainer_adopt_vocab(const qpo_policy *p, qpo_tokenizer **tok, qpo_err *err) {
+    size_t n, have_n;
+    const int32_t *ids = qpo_policy_vocab_ids(p, &n);
+    const int32_t *have = qpo_tokenizer_subset_ids(*tok, &have_n);
+    if (!ids)
+        return 0;
+    if (have) {
+        if (have_n == n && !memcmp(have, ids, n * sizeof *ids))
+            return 0;
+        return qpo_err_set(err, QPO_EXIT_USAGE,
+                           "the policy's subset vocabulary (%zu tokens) is not the one in use "
+                           "(%zu tokens)",
+                           n, have_n);
+    }
+    char msg[256];
+    *tok = qpo_tokenizer_new_subset(*tok, ids, n, msg, sizeof msg);
+    if (!*tok) {
+        qpo_err_set(err, QPO_EXIT_USAGE,
+                    "the policy's subset vocabulary does not fit its tokenizer");
+        qpo_err_detail(err, "%s", msg);
+        return -1;
+    }
     return 0;
 }
 

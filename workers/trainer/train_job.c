@@ -16,6 +16,7 @@
 #include "db.h"
 #include "gpt2_weights.h"
 #include "log.h"
+#include "records.h"
 #include "train_data.h"
 #include "train_metrics.h"
 #include "trainer_internal.h"
@@ -154,11 +155,65 @@ static qpo_trainer *resume(qpo_ckpt_store *store, const train_plan *tp, const qp
     return NULL;
 }
 
-static qpo_policy *starting_policy(PGconn *conn, const qpo_trun *run, int loop,
-                                   const qpo_tokenizer *tok, const train_plan *tp, qpo_err *err) {
-    if (loop == 1)
-        return initial_policy(run, tok, tp->init_seed, err);
-    return qpo_trainer_load_checkpoint(conn, run->id, loop - 1, tok, err);
+/* policy.vocab "d0": loop 1's tokenizer becomes the subset of the tokens its training rows
+ * hold (D_0's queries and prompts; held-out and later tokens map to unk), and the rows are
+ * rebuilt with it. Later loops inherit the subset from loop 1's checkpoint. */
+static int narrow_vocab(PGconn *conn, const qpo_trun *run, int loop, qpo_tokenizer **tok,
+                        qpo_train_data *data, qpo_err *err) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char msg[256];
+    if (qpo_records_token_ids(&data->records, qpo_tokenizer_vocab_size(*tok),
+                              qpo_tokenizer_eos(*tok), &ids, &n))
+        return qpo_err_set(err, QPO_EXIT_RUNTIME, "out of memory for the subset vocabulary");
+    *tok = qpo_tokenizer_new_subset(*tok, ids, n, msg, sizeof msg);
+    free(ids);
+    if (!*tok) {
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot build the subset vocabulary");
+        qpo_err_detail(err, "%s", msg);
+        return -1;
+    }
+    qpo_info("train: run %" PRId64 " loop %d: policy.vocab \"d0\": %zu tokens + unk + eos", run->id,
+             loop, n);
+    qpo_train_data_free(data);
+    return qpo_train_data_load(conn, run, loop, *tok, qpo_tokenizer_vocab_size(*tok), data, err);
+}
+
+/* The loop's data, with loop t-1's weights (t > 1: *prev) loaded first, since they say which
+ * vocabulary the rows are written in. */
+static int load_inputs(PGconn *conn, const qpo_trun *run, int loop, qpo_tokenizer **tok,
+                       qpo_policy **prev, qpo_train_data *data, qpo_err *err) {
+    *prev = NULL;
+    memset(data, 0, sizeof *data);
+    if (loop > 1 && !(*prev = qpo_trainer_load_checkpoint(conn, run->id, loop - 1, tok, err)))
+        return -1;
+    qpo_policy_config cfg;
+    if (qpo_trainer_policy_config(run, *tok, &cfg, err) ||
+        qpo_train_data_load(conn, run, loop, *tok, cfg.vocab, data, err))
+        return -1;
+    if (loop == 1 && run->vocab_d0)
+        return narrow_vocab(conn, run, loop, tok, data, err);
+    return 0;
+}
+
+static qpo_policy *starting_policy(const qpo_trun *run, int loop, const qpo_tokenizer *tok,
+                                   const train_plan *tp, qpo_policy **prev, qpo_err *err) {
+    if (loop > 1) {
+        qpo_policy *p = *prev;
+        *prev = NULL;
+        return p;
+    }
+    qpo_policy *p = initial_policy(run, tok, tp->init_seed, err);
+    size_t n;
+    const int32_t *ids = qpo_tokenizer_subset_ids(tok, &n);
+    char msg[256];
+    if (p && ids && qpo_policy_set_vocab_ids(p, ids, n, msg, sizeof msg)) {
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot record the policy's vocabulary");
+        qpo_err_detail(err, "%s", msg);
+        qpo_policy_free(p);
+        return NULL;
+    }
+    return p;
 }
 
 typedef struct train_state {
@@ -326,7 +381,7 @@ static json_t *finish(const qpo_trainer_env *env, const qpo_trun *run, int loop,
 }
 
 static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int loop,
-                            const qpo_tokenizer *tok, qpo_job_outcome *out, qpo_err *err) {
+                            qpo_tokenizer **tok, qpo_job_outcome *out, qpo_err *err) {
     train_plan tp = plan_of(run, loop);
     char msg[512];
     const char *root = env->checkpoint_root ? env->checkpoint_root : qpo_trainer_checkpoint_root();
@@ -339,15 +394,18 @@ static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int
     store.job_id = env->job_id;
     store.attempt = env->job_attempt;
     store.owner = env->worker_name;
-    qpo_policy_config cfg;
     qpo_train_data data;
-    if (qpo_trainer_policy_config(run, tok, &cfg, err) ||
-        qpo_train_data_load(env->conn, run, loop, tok, cfg.vocab, &data, err))
+    qpo_policy *prev = NULL;
+    if (load_inputs(env->conn, run, loop, tok, &prev, &data, err)) {
+        qpo_policy_free(prev);
+        qpo_train_data_free(&data);
         return qpo_trainer_fail(err);
+    }
     train_state st = {0};
     int failed = 0;
     st.tr = resume(&store, &tp, &data.records, &st.p, &st.last, &failed, err);
     if (failed) {
+        qpo_policy_free(prev);
         qpo_train_data_free(&data);
         return QPO_JOB_RETRY;
     }
@@ -356,7 +414,7 @@ static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int
         qpo_info("train: run %" PRId64 " loop %d resumes after epoch %d", run->id, loop,
                  st.last.epoch);
     } else {
-        st.p = starting_policy(env->conn, run, loop, tok, &tp, err);
+        st.p = starting_policy(run, loop, *tok, &tp, &prev, err);
         st.tr = st.p ? qpo_trainer_new(st.p, &tp.opts, &data.records, msg, sizeof msg) : NULL;
         if (st.p && !st.tr) {
             qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot start training run %" PRId64 " loop %d",
@@ -385,6 +443,7 @@ static qpo_job_status train(const qpo_trainer_env *env, const qpo_trun *run, int
     }
     qpo_trainer_free(st.tr);
     qpo_policy_free(st.p);
+    qpo_policy_free(prev); /* unused when the loop resumed */
     qpo_train_data_free(&data);
     return s;
 }
@@ -398,7 +457,7 @@ qpo_job_status qpo_trainer_job_train(const qpo_trainer_env *env, const json_t *p
     qpo_tokenizer *tok = qpo_trainer_tokenizer(&run, err);
     if (!tok)
         return qpo_trainer_fail(err);
-    qpo_job_status s = train(env, &run, loop, tok, out, err);
+    qpo_job_status s = train(env, &run, loop, &tok, out, err);
     qpo_tokenizer_free(tok);
     return s;
 }

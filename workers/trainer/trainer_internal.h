@@ -21,6 +21,9 @@ typedef struct qpo_trun {
     int seed, loops, collect_batches, collect_batch_size, test_size;
     char size[32], init[1024], tokenizer[1024];
     char weights[1024]; /* policy.weights ("" when absent): the pretrained GPT-2 folder */
+    /* policy.vocab "d0": loop 1 builds a scratch policy over the tokens of its training data
+     * (tokenizer.h's subset; the ids travel in the checkpoints). */
+    int vocab_d0;
     int batch_size, epochs_first, epochs_next, lr_step_epochs, lambda_switch, top_k;
     int max_query_tokens, max_prompt_tokens;
     double lr_first, lr_next, weight_decay, lr_gamma, grad_clip, lambda, dropout, top_p, r_star;
@@ -77,9 +80,14 @@ void qpo_ckpt_remove_tree(const char *dir);
 
 /* Loads the final checkpoint of (run, loop) recorded in qpo.checkpoints (a file, or an epoch
  * in PostgreSQL streamed to a temporary file), checked against its sha256 and the tokenizer's
- * vocabulary. NULL with err (QPO_EXIT_USAGE: nothing a retry fixes) otherwise. */
-qpo_policy *qpo_trainer_load_checkpoint(PGconn *conn, int64_t run, int loop,
-                                        const qpo_tokenizer *tok, qpo_err *err);
+ * vocabulary; a policy over a subset vocabulary (policy.vocab "d0") replaces *tok with that
+ * subset (qpo_trainer_adopt_vocab). NULL with err (QPO_EXIT_USAGE: nothing a retry fixes)
+ * otherwise. */
+qpo_policy *qpo_trainer_load_checkpoint(PGconn *conn, int64_t run, int loop, qpo_tokenizer **tok,
+                                        qpo_err *err);
+/* When p carries subset vocabulary ids, *tok (the run's tokenizer) becomes that subset, which
+ * takes it over; a *tok that is already a subset must be the same one. */
+int qpo_trainer_adopt_vocab(const qpo_policy *p, qpo_tokenizer **tok, qpo_err *err);
 
 /* Copies the final weights of (run, loop) to DEST (a file or streamed out of PostgreSQL),
  * checked against the recorded sha256; a mismatch leaves no DEST and is QPO_EXIT_USAGE. */
