@@ -22,8 +22,9 @@ static const char *const usage_text =
     "\n"
     "check: whether the endpoint supports what each task type needs (echo + logprobs on\n"
     "  /v1/completions for label scoring, logprobs on /v1/chat/completions for math), with\n"
-    "  the latency of one call each. Exit 1 when unreachable, or when --require names a\n"
-    "  capability it lacks.\n"
+    "  the latency of one call each. Exit 1 when unreachable, when it answers with an\n"
+    "  error or garbage (HTTP 5xx, a body that is not the API's JSON), or when --require\n"
+    "  names a capability it lacks.\n"
     "score: the continuation's tokens, logprobs and mean NLL after the context.\n"
     "chat: the recipe's math messages; the reply, its mean NLL and the extracted answer.\n"
     "\n"
@@ -217,11 +218,31 @@ static void print_capability(const char *what, const one_call *oc) {
         printf("  %-44s NOT supported: %s: %s\n", what, qpo_llm_status_name(oc->status), oc->error);
 }
 
+/* A server that answers well-formed but without a feature (no logprobs, no echo span, a 4xx
+ * refusing the request) lacks a capability: a fact the check reports. Anything else (5xx,
+ * garbage bodies, wrong JSON shapes, rate limits past the retries) is a broken endpoint that a
+ * run would fail on, and a check that exited 0 for it would wave a long run through. */
+static bool lacks_capability(qpo_llm_status s) {
+    return s == QPO_LLM_ERR_NO_LOGPROBS || s == QPO_LLM_ERR_SPAN || s == QPO_LLM_ERR_CLIENT;
+}
+
+static bool broken(qpo_llm_status s) {
+    return s != QPO_LLM_OK && !lacks_capability(s);
+}
+
 static int check_verdict(const target_args *a, const one_call *label, const one_call *math,
                          qpo_err *err) {
     if (unreachable(label->status) && unreachable(math->status)) {
         qpo_err_set(err, QPO_EXIT_RUNTIME, "the target is unreachable");
         qpo_err_detail(err, "%s: %s", a->tgt.url, label->error);
+        return -1;
+    }
+    if (broken(label->status) || broken(math->status)) {
+        const one_call *bad = broken(label->status) ? label : math;
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "the target answered with an error (%s)",
+                    bad == label ? "label scoring" : "math");
+        qpo_err_detail(err, "%s: %s: %s", a->tgt.url, qpo_llm_status_name(bad->status), bad->error);
+        qpo_err_hint(err, "a run against it would fail the same way: fix the server first");
         return -1;
     }
     bool need_label = a->require && (!strcmp(a->require, "label") || !strcmp(a->require, "all"));
