@@ -10,6 +10,7 @@
 
 #include "gpt2_weights.h"
 #include "hyper.h"
+#include "target_limits.h"
 #include "tasks.h"
 #include "url.h"
 
@@ -295,6 +296,8 @@ static const char *const target_keys[] = {"name",
                                           "connect_timeout_ms",
                                           "timeout_ms",
                                           "retry_budget",
+                                          "max_response_bytes",
+                                          "ca_file",
                                           NULL};
 
 static int check_target(const json_t *t, const char *where, json_t *out, qpo_err *err) {
@@ -336,7 +339,11 @@ static int check_target(const json_t *t, const char *where, json_t *out, qpo_err
                    int_field(t, where, "tokens_per_min", 0, 0, 1000000000, out, err) < 0 ||
                    int_field(t, where, "connect_timeout_ms", 10000, 1, 600000, out, err) < 0 ||
                    int_field(t, where, "timeout_ms", 120000, 1, 3600000, out, err) < 0 ||
-                   int_field(t, where, "retry_budget", 5, 0, 1000, out, err) < 0
+                   int_field(t, where, "retry_budget", 5, 0, 1000, out, err) < 0 ||
+                   int_field(t, where, "max_response_bytes", QPO_LLM_MAX_RESPONSE_BYTES,
+                             QPO_LLM_MIN_RESPONSE_CAP, QPO_LLM_MAX_RESPONSE_CAP, out, err) < 0 ||
+                   (json_object_get(t, "ca_file") &&
+                    string_field(t, where, "ca_file", NULL, out, err) < 0)
                ? -1
                : 0;
 }

@@ -33,6 +33,7 @@ static const char *const usage_text =
     "  --model M            model name sent in every request\n"
     "  --api-key-env VAR    read the API key from $VAR\n"
     "  --api-key-file F     read the API key from the first line of F\n"
+    "  --ca-file F          trust the CAs in PEM file F for https (default: the system's)\n"
     "  --timeout-ms N       whole-call timeout (default 60000)\n"
     "  --retries N          retries after the first attempt (default 2)\n"
     "  --require WHAT       check: label, math or all must be supported\n"
@@ -41,6 +42,7 @@ static const char *const usage_text =
 enum {
     OPT_KEY_ENV = 256,
     OPT_KEY_FILE,
+    OPT_CA_FILE,
     OPT_TIMEOUT,
     OPT_RETRIES,
     OPT_CONTEXT,
@@ -65,6 +67,7 @@ static int parse_args(int argc, char **argv, target_args *a, qpo_err *err) {
         {"model", required_argument, NULL, 'm'},
         {"api-key-env", required_argument, NULL, OPT_KEY_ENV},
         {"api-key-file", required_argument, NULL, OPT_KEY_FILE},
+        {"ca-file", required_argument, NULL, OPT_CA_FILE},
         {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
         {"retries", required_argument, NULL, OPT_RETRIES},
         {"context", required_argument, NULL, OPT_CONTEXT},
@@ -95,6 +98,9 @@ static int parse_args(int argc, char **argv, target_args *a, qpo_err *err) {
             break;
         case OPT_KEY_FILE:
             a->tgt.key_file = optarg;
+            break;
+        case OPT_CA_FILE:
+            a->tgt.ca_file = optarg;
             break;
         case OPT_TIMEOUT:
             if (qpo_llm_cli_int("--timeout-ms", optarg, 1, 3600000, &a->tgt.timeout_ms, err) < 0)

@@ -12,7 +12,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,8 @@ struct ts_server {
     int nheld, max_waiting, requests;
     char *last_auth, *last_body;
     SSL_CTX *tls; /* NULL: plain HTTP */
+    X509 *crt;
+    long endless_bytes;
 };
 
 double ts_synth_logprob(int i) {
@@ -197,6 +201,43 @@ static void hold(ts_server *s, struct evhttp_request *req, int delay_ms) {
     }
 }
 
+/* TS_ENDLESS: each chunk, once written, queues the next; a client that hangs up frees the
+ * request and the chain stops there. */
+#define ENDLESS_CHUNK 65536
+
+typedef struct endless {
+    ts_server *s;
+    struct evhttp_request *req;
+} endless;
+
+static void endless_next(struct evhttp_connection *conn, void *arg) {
+    endless *e = arg;
+    static char chunk[ENDLESS_CHUNK];
+    if (!chunk[0])
+        memset(chunk, ' ', sizeof chunk);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, chunk, sizeof chunk);
+    pthread_mutex_lock(&e->s->mu);
+    e->s->endless_bytes += ENDLESS_CHUNK;
+    pthread_mutex_unlock(&e->s->mu);
+    evhttp_send_reply_chunk_with_cb(e->req, b, endless_next, e);
+    evbuffer_free(b);
+}
+
+static void endless_closed(struct evhttp_connection *conn, void *arg) {
+    free(arg);
+}
+
+static void send_endless(ts_server *s, struct evhttp_request *req) {
+    endless *e = calloc(1, sizeof *e);
+    e->s = s;
+    e->req = req;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), endless_closed, e);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply_start(req, 200, "OK");
+    endless_next(NULL, e);
+}
+
 static ts_action next_action(ts_server *s) {
     if (s->head != s->tail) {
         ts_action a = s->script[s->head];
@@ -238,6 +279,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
     case TS_TRUNCATE:
         send_synth(req, true);
         break;
+    case TS_ENDLESS:
+        send_endless(s, req);
+        break;
     default:
         send_synth(req, false);
         break;
@@ -263,8 +307,20 @@ static void *run(void *arg) {
     return NULL;
 }
 
-/* A throwaway self-signed P-256 certificate for 127.0.0.1; the client runs with insecure_tls. */
-static SSL_CTX *tls_ctx_new(void) {
+static void add_ext(X509 *crt, int nid, const char *value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, crt, crt, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (!ext || !X509_add_ext(crt, ext, -1)) {
+        fprintf(stderr, "test server: cannot add a certificate extension\n");
+        abort();
+    }
+    X509_EXTENSION_free(ext);
+}
+
+/* A throwaway self-signed P-256 certificate for 127.0.0.1 (its own CA: ts_write_cert). */
+static SSL_CTX *tls_ctx_new(X509 **crt_out) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *crt = X509_new();
@@ -277,12 +333,14 @@ static SSL_CTX *tls_ctx_new(void) {
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
                                0);
     X509_set_issuer_name(crt, name);
+    add_ext(crt, NID_basic_constraints, "critical,CA:TRUE");
+    add_ext(crt, NID_subject_alt_name, "IP:127.0.0.1");
     if (!ctx || !key || !X509_sign(crt, key, EVP_sha256()) || !SSL_CTX_use_certificate(ctx, crt) ||
         !SSL_CTX_use_PrivateKey(ctx, key)) {
         fprintf(stderr, "test server: cannot make a TLS certificate\n");
         abort();
     }
-    X509_free(crt);
+    *crt_out = crt;
     EVP_PKEY_free(key);
     return ctx;
 }
@@ -309,7 +367,7 @@ ts_server *ts_start_opts(bool tls) {
     s->base = event_base_new();
     s->http = evhttp_new(s->base);
     if (tls) {
-        s->tls = tls_ctx_new();
+        s->tls = tls_ctx_new(&s->crt);
         evhttp_set_bevcb(s->http, tls_bev, s);
     }
     evhttp_set_gencb(s->http, on_request, s);
@@ -337,10 +395,26 @@ void ts_stop(ts_server *s) {
     evhttp_free(s->http);
     event_base_free(s->base);
     SSL_CTX_free(s->tls);
+    X509_free(s->crt);
     pthread_mutex_destroy(&s->mu);
     free(s->last_auth);
     free(s->last_body);
     free(s);
+}
+
+int ts_write_cert(const ts_server *s, const char *path) {
+    FILE *f = s->crt ? fopen(path, "w") : NULL;
+    int ok = f && PEM_write_X509(f, s->crt);
+    if (f)
+        fclose(f);
+    return ok ? 0 : -1;
+}
+
+long ts_endless_bytes(ts_server *s) {
+    pthread_mutex_lock(&s->mu);
+    long n = s->endless_bytes;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 int ts_port(const ts_server *s) {

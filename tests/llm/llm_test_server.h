@@ -15,6 +15,7 @@ typedef enum ts_kind {
     TS_DROP,     /* close the connection without a reply */
     TS_TRUNCATE, /* 200 with the first half of the synthesized body */
     TS_DELAY,    /* TS_SYNTH after delay_ms */
+    TS_ENDLESS,  /* 200, then a chunked body that never ends until the client hangs up */
 } ts_kind;
 
 typedef struct ts_action {
@@ -28,8 +29,11 @@ typedef struct ts_action {
 typedef struct ts_server ts_server;
 
 ts_server *ts_start(void);
-/* The same over TLS (self-signed certificate, HTTP/1.1 only: no ALPN offered). */
+/* The same over TLS (self-signed certificate for IP 127.0.0.1, HTTP/1.1 only: no ALPN
+ * offered). ts_write_cert writes the certificate as PEM: a client trusting that file as its
+ * CA accepts the server, one trusting only the system's CAs refuses it. */
 ts_server *ts_start_tls(void);
+int ts_write_cert(const ts_server *s, const char *path);
 ts_server *ts_start_opts(bool tls);
 void ts_stop(ts_server *s);
 int ts_port(const ts_server *s);
@@ -42,8 +46,9 @@ void ts_set_default(ts_server *s, ts_action a);
  * were in flight together without any timing. 0 turns it off. */
 void ts_set_barrier(ts_server *s, int n);
 
-int ts_requests(ts_server *s);    /* requests received so far */
-int ts_max_waiting(ts_server *s); /* most requests held at once (barrier or delay) */
+int ts_requests(ts_server *s);       /* requests received so far */
+long ts_endless_bytes(ts_server *s); /* bytes of TS_ENDLESS bodies queued so far */
+int ts_max_waiting(ts_server *s);    /* most requests held at once (barrier or delay) */
 /* Copies of the last request's Authorization header and body (caller frees). */
 char *ts_last_auth(ts_server *s);
 char *ts_last_body(ts_server *s);

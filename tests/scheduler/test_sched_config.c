@@ -109,6 +109,14 @@ static void test_refusals_name_the_field(void **state) {
                  "[{\"name\": \"a\", \"base_url\": \"http://x\", \"model\": \"m\", "
                  "\"max_inflight\": 0}]",
                  "targets[0].max_inflight: must be an integer in [1, 4096]");
+    expect_error("targets",
+                 "[{\"name\": \"a\", \"base_url\": \"http://x\", \"model\": \"m\", "
+                 "\"max_response_bytes\": 10}]",
+                 "targets[0].max_response_bytes: must be an integer in [1024, 1073741824]");
+    expect_error("targets",
+                 "[{\"name\": \"a\", \"base_url\": \"https://x\", \"model\": \"m\", "
+                 "\"ca_file\": \"\"}]",
+                 "targets[0].ca_file: must be a non-empty string");
     expect_error("hyper", "{\"lr_frist\": 0.1}", "hyper.lr_frist: unknown key; known: ");
     expect_error("hyper", "{\"top_p\": 1.5}", "hyper.top_p: must be a number in [0, 1]");
     expect_error("policy", "{\"size\": \"huge\"}", "policy.size: unknown size \"huge\"");
