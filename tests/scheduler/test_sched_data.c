@@ -304,6 +304,39 @@ static void test_malformed_rows(void **state) {
     PQfinish(conn);
 }
 
+/* /dev/zero or a file with one huge line used to grow getline()'s buffer without bound: each
+ * line reader stops at QPO_MAX_LINE_BYTES with the file and line, and writes nothing. */
+static void test_endless_lines_refused(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    qpo_run_result r;
+    const char *zero[] = {"data",  "import",           "gsm8k", "/dev/zero", "--format",
+                          "jsonl", "--upstream-split", "train", NULL};
+    qpo_run(&r, info, NULL, zero);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "/dev/zero:1: a line longer than 1048576 bytes"));
+    char *huge = malloc(2u << 20);
+    memset(huge, 'x', (2u << 20) - 2);
+    memcpy(huge, "\"1\",\"a\",\"", 9);
+    huge[(2u << 20) - 2] = '\n';
+    huge[(2u << 20) - 1] = '\0';
+    write_file("huge/ag_train.csv", huge);
+    write_file("huge/train_text.txt", huge);
+    write_file("huge/train_labels.txt", "0\n");
+    free(huge);
+    const char *csv[] = {"data", "import", "ag_news", tmp("huge/ag_train.csv"), NULL};
+    qpo_run(&r, info, NULL, csv);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "ag_train.csv:1: a line longer than 1048576 bytes"));
+    const char *tw[] = {"data", "import", "tweet_emotion", tmp("huge/train_text.txt"), NULL};
+    qpo_run(&r, info, NULL, tw);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "train_text.txt:1: a line longer than 1048576 bytes"));
+    PGconn *conn = test_connect(info);
+    assert_count(conn, "SELECT count(*) FROM qpo.task_items", 0);
+    PQfinish(conn);
+}
+
 static void test_d0_malformed_record(void **state) {
     char info[1024];
     snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
@@ -386,6 +419,7 @@ int main(void) {
         cmocka_unit_test(test_shared_data_exact_counts),
         cmocka_unit_test(test_native_formats),
         cmocka_unit_test(test_malformed_rows),
+        cmocka_unit_test(test_endless_lines_refused),
         cmocka_unit_test(test_d0_malformed_record),
         cmocka_unit_test(test_d0_import_agrees_with_reward_path_at_half),
     };
