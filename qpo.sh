@@ -15,7 +15,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 debian_packages=(
   build-essential cmake pkg-config git
   libpq-dev libcurl4-openssl-dev libevent-dev libcmocka-dev libjansson-dev libpcre2-dev
-  libssl-dev libopenblas-dev libyaml-dev
+  libssl-dev libopenblas-dev libyaml-dev openssl
   postgresql postgresql-contrib
   nodejs npm
   chromium
