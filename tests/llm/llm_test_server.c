@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -16,9 +17,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define TS_SCRIPT_MAX 256
 #define TS_HELD_MAX 4096
@@ -46,7 +50,6 @@ struct ts_server {
     char *last_auth, *last_body;
     SSL_CTX *tls; /* NULL: plain HTTP */
     X509 *crt;
-    long endless_bytes;
 };
 
 double ts_synth_logprob(int i) {
@@ -201,43 +204,6 @@ static void hold(ts_server *s, struct evhttp_request *req, int delay_ms) {
     }
 }
 
-/* TS_ENDLESS: each chunk, once written, queues the next; a client that hangs up frees the
- * request and the chain stops there. */
-#define ENDLESS_CHUNK 65536
-
-typedef struct endless {
-    ts_server *s;
-    struct evhttp_request *req;
-} endless;
-
-static void endless_next(struct evhttp_connection *conn, void *arg) {
-    endless *e = arg;
-    static char chunk[ENDLESS_CHUNK];
-    if (!chunk[0])
-        memset(chunk, ' ', sizeof chunk);
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, chunk, sizeof chunk);
-    pthread_mutex_lock(&e->s->mu);
-    e->s->endless_bytes += ENDLESS_CHUNK;
-    pthread_mutex_unlock(&e->s->mu);
-    evhttp_send_reply_chunk_with_cb(e->req, b, endless_next, e);
-    evbuffer_free(b);
-}
-
-static void endless_closed(struct evhttp_connection *conn, void *arg) {
-    free(arg);
-}
-
-static void send_endless(ts_server *s, struct evhttp_request *req) {
-    endless *e = calloc(1, sizeof *e);
-    e->s = s;
-    e->req = req;
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), endless_closed, e);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply_start(req, 200, "OK");
-    endless_next(NULL, e);
-}
-
 static ts_action next_action(ts_server *s) {
     if (s->head != s->tail) {
         ts_action a = s->script[s->head];
@@ -278,9 +244,6 @@ static void on_request(struct evhttp_request *req, void *arg) {
         break;
     case TS_TRUNCATE:
         send_synth(req, true);
-        break;
-    case TS_ENDLESS:
-        send_endless(s, req);
         break;
     default:
         send_synth(req, false);
@@ -362,6 +325,9 @@ ts_server *ts_start(void) {
 ts_server *ts_start_opts(bool tls) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    /* A client that hangs up while the server writes (TLS via bufferevent_openssl does not
+     * pass MSG_NOSIGNAL) must fail that write, not kill the test program. */
+    signal(SIGPIPE, SIG_IGN);
     ts_server *s = calloc(1, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
     s->base = event_base_new();
@@ -408,13 +374,6 @@ int ts_write_cert(const ts_server *s, const char *path) {
     if (f)
         fclose(f);
     return ok ? 0 : -1;
-}
-
-long ts_endless_bytes(ts_server *s) {
-    pthread_mutex_lock(&s->mu);
-    long n = s->endless_bytes;
-    pthread_mutex_unlock(&s->mu);
-    return n;
 }
 
 int ts_port(const ts_server *s) {
@@ -471,4 +430,120 @@ char *ts_last_body(ts_server *s) {
     char *a = s->last_body ? strdup(s->last_body) : NULL;
     pthread_mutex_unlock(&s->mu);
     return a;
+}
+
+/* ---- the endless server: plain sockets, so that a client hanging up mid-body is simply a
+ * failed send (evhttp would call the request handler again to answer the error) ---- */
+
+struct ts_endless {
+    int fd;
+    pthread_t thread;
+    char url[64];
+    pthread_mutex_t mu;
+    int requests;
+    long bytes;
+    volatile int stopping;
+};
+
+/* Reads the request head and its Content-Length body; -1 when the client went away. */
+static int read_request(int c) {
+    char buf[65536];
+    size_t len = 0;
+    char *end = NULL;
+    while (!end && len < sizeof buf - 1) {
+        ssize_t k = recv(c, buf + len, sizeof buf - 1 - len, 0);
+        if (k <= 0)
+            return -1;
+        len += (size_t)k;
+        buf[len] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    if (!end)
+        return -1;
+    const char *cl = strcasestr(buf, "content-length:");
+    long want = cl ? strtol(cl + 15, NULL, 10) : 0;
+    long have = (long)(len - (size_t)(end + 4 - buf));
+    while (have < want) {
+        ssize_t k = recv(c, buf, sizeof buf, 0);
+        if (k <= 0)
+            return -1;
+        have += k;
+    }
+    return 0;
+}
+
+static void serve_endless(ts_endless *e, int c) {
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n";
+    static char chunk[8 + 65536 + 2];
+    if (read_request(c) < 0)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->requests++;
+    pthread_mutex_unlock(&e->mu);
+    memcpy(chunk, "10000\r\n", 7);
+    memset(chunk + 7, ' ', 65536);
+    memcpy(chunk + 7 + 65536, "\r\n", 2);
+    if (send(c, head, sizeof head - 1, MSG_NOSIGNAL) < 0)
+        return;
+    while (!e->stopping && send(c, chunk, 7 + 65536 + 2, MSG_NOSIGNAL) > 0) {
+        pthread_mutex_lock(&e->mu);
+        e->bytes += 65536;
+        pthread_mutex_unlock(&e->mu);
+    }
+}
+
+static void *endless_run(void *arg) {
+    ts_endless *e = arg;
+    for (;;) {
+        int c = accept(e->fd, NULL, NULL);
+        if (c < 0)
+            break; /* ts_endless_stop shut the socket down */
+        serve_endless(e, c);
+        close(c);
+    }
+    return NULL;
+}
+
+ts_endless *ts_endless_start(void) {
+    ts_endless *e = calloc(1, sizeof *e);
+    pthread_mutex_init(&e->mu, NULL);
+    e->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    if (e->fd < 0 || bind(e->fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(e->fd, 16) < 0 ||
+        getsockname(e->fd, (struct sockaddr *)&a, &alen) < 0) {
+        fprintf(stderr, "endless server: cannot listen on 127.0.0.1\n");
+        abort();
+    }
+    snprintf(e->url, sizeof e->url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    pthread_create(&e->thread, NULL, endless_run, e);
+    return e;
+}
+
+const char *ts_endless_url(const ts_endless *e) {
+    return e->url;
+}
+
+int ts_endless_requests(ts_endless *e) {
+    pthread_mutex_lock(&e->mu);
+    int n = e->requests;
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+long ts_endless_bytes(ts_endless *e) {
+    pthread_mutex_lock(&e->mu);
+    long n = e->bytes;
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+void ts_endless_stop(ts_endless *e) {
+    e->stopping = 1;
+    shutdown(e->fd, SHUT_RDWR);
+    pthread_join(e->thread, NULL);
+    close(e->fd);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
 }

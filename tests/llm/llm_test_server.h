@@ -15,7 +15,6 @@ typedef enum ts_kind {
     TS_DROP,     /* close the connection without a reply */
     TS_TRUNCATE, /* 200 with the first half of the synthesized body */
     TS_DELAY,    /* TS_SYNTH after delay_ms */
-    TS_ENDLESS,  /* 200, then a chunked body that never ends until the client hangs up */
 } ts_kind;
 
 typedef struct ts_action {
@@ -46,9 +45,8 @@ void ts_set_default(ts_server *s, ts_action a);
  * were in flight together without any timing. 0 turns it off. */
 void ts_set_barrier(ts_server *s, int n);
 
-int ts_requests(ts_server *s);       /* requests received so far */
-long ts_endless_bytes(ts_server *s); /* bytes of TS_ENDLESS bodies queued so far */
-int ts_max_waiting(ts_server *s);    /* most requests held at once (barrier or delay) */
+int ts_requests(ts_server *s);    /* requests received so far */
+int ts_max_waiting(ts_server *s); /* most requests held at once (barrier or delay) */
 /* Copies of the last request's Authorization header and body (caller frees). */
 char *ts_last_auth(ts_server *s);
 char *ts_last_body(ts_server *s);
@@ -57,5 +55,14 @@ char *ts_last_body(ts_server *s);
  * plus the word after it, the first one the leading word), token i's logprob -(i % 7 + 1)/8
  * (null for token 0), then one generated token "\n" with logprob -0.5. */
 double ts_synth_logprob(int i);
+
+/* A server whose every answer is 200 and a chunked body that never ends, until the client
+ * hangs up (then it waits for the next connection). */
+typedef struct ts_endless ts_endless;
+ts_endless *ts_endless_start(void);
+const char *ts_endless_url(const ts_endless *e); /* "http://127.0.0.1:PORT" */
+int ts_endless_requests(ts_endless *e);
+long ts_endless_bytes(ts_endless *e); /* body bytes sent so far */
+void ts_endless_stop(ts_endless *e);
 
 #endif

@@ -514,7 +514,11 @@ static void test_tls_roundtrip_and_verification(void **state) {
  * record says why. */
 static void test_endless_body_capped(void **state) {
     fixture *f = *state;
-    ts_set_default(f->srv, (ts_action){.kind = TS_ENDLESS});
+    ts_endless *e = ts_endless_start();
+    qpo_llm_client_free(f->c);
+    qpo_llm_target t = target_for(f);
+    t.base_url = ts_endless_url(e);
+    open_client(f, &t, false);
     outcome o = {0};
     score_and_wait(f, &o); /* the default cap */
     assert_int_equal(o.status, QPO_LLM_ERR_TOO_LARGE);
@@ -522,16 +526,18 @@ static void test_endless_body_capped(void **state) {
     assert_int_equal(f->r.n, 1);
     assert_int_equal(f->r.status[0], QPO_LLM_ERR_TOO_LARGE);
     qpo_llm_client_free(f->c);
-    qpo_llm_target t = target_for(f);
     t.max_response_bytes = 100000;
     open_client(f, &t, false);
     outcome small = {0};
     score_and_wait(f, &small);
     assert_int_equal(small.status, QPO_LLM_ERR_TOO_LARGE);
     assert_int_equal(small.attempts, 1);
-    assert_int_equal(ts_requests(f->srv), 2);
+    assert_int_equal(ts_endless_requests(e), 2);
     assert_string_equal(qpo_llm_status_name(QPO_LLM_ERR_TOO_LARGE), "too_large");
     assert_false(qpo_llm_status_retryable(QPO_LLM_ERR_TOO_LARGE));
+    qpo_llm_client_free(f->c);
+    f->c = NULL;
+    ts_endless_stop(e);
 }
 
 static void test_bad_arguments(void **state) {

@@ -210,13 +210,12 @@ static void on_done_status(const qpo_llm_result *r, void *user) {
 static void test_endless_response_is_recorded_too_large(void **state) {
     (void)state;
     PGconn *conn = connect_fresh();
-    ts_server *srv = ts_start();
-    ts_set_default(srv, (ts_action){.kind = TS_ENDLESS});
+    ts_endless *srv = ts_endless_start();
     struct event_base *base = event_base_new();
     qpo_audit audit = {.conn = conn, .target = "endless", .worker = "test"};
     qpo_llm_hooks hooks = qpo_audit_hooks(&audit);
     qpo_llm_target t = {.name = "endless",
-                        .base_url = ts_url(srv),
+                        .base_url = ts_endless_url(srv),
                         .model = "m",
                         .retry_budget = 3,
                         .max_response_bytes = 200000};
@@ -236,7 +235,7 @@ static void test_endless_response_is_recorded_too_large(void **state) {
                   "too_large 200 true true");
     qpo_llm_client_free(c);
     event_base_free(base);
-    ts_stop(srv);
+    ts_endless_stop(srv);
     json_decref(audit.hits);
     PQfinish(conn);
 }
