@@ -72,6 +72,8 @@ GRANT UPDATE ON qpo.jobs TO qpo_worker;
 GRANT INSERT ON qpo.llm_calls, qpo.rewards, qpo.eval_scores, qpo.generations, qpo.run_records,
                qpo.checkpoints, qpo.train_metrics, qpo.d0_records TO qpo_worker;
 GRANT DELETE ON qpo.train_metrics TO qpo_worker;
+-- Checkpoints in PostgreSQL (0060): a train job saves each epoch and prunes older ones.
+GRANT INSERT, DELETE ON qpo.checkpoint_epochs, qpo.artifacts TO qpo_worker;
 
 -- The events of a job are written by the queue's triggers, as the owner: nobody else can add,
 -- change or remove one. search_path is pinned as SECURITY DEFINER functions must.
