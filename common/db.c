@@ -31,6 +31,21 @@ PGconn *qpo_db_connect(const char *conninfo, const char *application_name, qpo_e
     return conn;
 }
 
+/* PostgreSQL's detail for a CHECK or NOT NULL violation is the whole row, which can be a
+ * megabyte of config and may hold what a user did not mean to print: the constraint, table
+ * and column say which rule was broken without it. */
+#define FAILING_ROW "Failing row contains"
+
+static void constraint_detail(const PGresult *res, qpo_err *err) {
+    const char *table = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
+    const char *column = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
+    const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    if (constraint)
+        qpo_err_detail(err, "constraint %s of table %s", constraint, table ? table : "?");
+    else
+        qpo_err_detail(err, "column %s of table %s", column ? column : "?", table ? table : "?");
+}
+
 PGresult *qpo_db_check(PGconn *conn, PGresult *res, const char *what, qpo_err *err) {
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -40,7 +55,9 @@ PGresult *qpo_db_check(PGconn *conn, PGresult *res, const char *what, qpo_err *e
     const char *det = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
     const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
     qpo_err_set(err, QPO_EXIT_RUNTIME, "%s failed: %s", what, msg ? msg : PQerrorMessage(conn));
-    if (det)
+    if (det && !strncmp(det, FAILING_ROW, strlen(FAILING_ROW)))
+        constraint_detail(res, err);
+    else if (det)
         qpo_err_detail(err, "%s", det);
     if (hint)
         qpo_err_hint(err, "%s", hint);

@@ -25,6 +25,7 @@ struct qpo_pg_cluster {
     int port;
     bool as_postgres; /* running as root: server commands run as the postgres user */
     char conninfo[512];
+    char listen[64]; /* listen_addresses of the next start: '' (unix socket only) */
 };
 
 /* Runs argv (as postgres when needed) with its output appended to c->log; returns the exit
@@ -115,9 +116,9 @@ static int pg_ctl_start(qpo_pg_cluster *c, qpo_err *err) {
     tool(c, "pg_ctl", bin, sizeof(bin));
     snprintf(log, sizeof(log), "%s/server.log", c->dir);
     snprintf(opts, sizeof(opts),
-             "-p %d -c listen_addresses='' -c unix_socket_directories='%s' -c fsync=off "
+             "-p %d -c listen_addresses='%s' -c unix_socket_directories='%s' -c fsync=off "
              "-c full_page_writes=off -c max_connections=200",
-             c->port, c->dir);
+             c->port, c->listen, c->dir);
     char *argv[] = {bin, "-D", c->dir, "-l", log, "-w", "-t", "60", "-o", opts, "start", NULL};
     if (run(c, argv) == 0)
         return 0;
@@ -196,6 +197,14 @@ int qpo_pg_cluster_halt(qpo_pg_cluster *c, const char *mode, qpo_err *err) {
     qpo_err_set(err, QPO_EXIT_RUNTIME, "pg_ctl stop -m %s failed", mode);
     qpo_err_detail(err, "see %s and %s/server.log", c->log, c->dir);
     return -1;
+}
+
+void qpo_pg_cluster_listen_tcp(qpo_pg_cluster *c, const char *addresses) {
+    snprintf(c->listen, sizeof c->listen, "%s", addresses ? addresses : "");
+}
+
+int qpo_pg_cluster_port(const qpo_pg_cluster *c) {
+    return c->port;
 }
 
 int qpo_pg_cluster_resume(qpo_pg_cluster *c, qpo_err *err) {

@@ -27,6 +27,12 @@ const char *qpo_pg_cluster_conninfo(const qpo_pg_cluster *c);
 void qpo_pg_cluster_conninfo_db(const qpo_pg_cluster *c, const char *dbname, char *buf, size_t n);
 const char *qpo_pg_cluster_dir(const qpo_pg_cluster *c);
 
+/* TCP for the starts after this call (qpo_pg_cluster_resume): listen_addresses, e.g.
+ * "127.0.0.1" (NULL or "": unix socket only, the default). For tests of TLS, which libpq
+ * never uses over a unix socket. */
+void qpo_pg_cluster_listen_tcp(qpo_pg_cluster *c, const char *addresses);
+int qpo_pg_cluster_port(const qpo_pg_cluster *c);
+
 /* pg_ctl stop with MODE ("fast" drops connections cleanly, "immediate" simulates a crash). */
 int qpo_pg_cluster_halt(qpo_pg_cluster *c, const char *mode, qpo_err *err);
 /* Starts the stopped server again on the same port. */

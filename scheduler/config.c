@@ -2,6 +2,7 @@
  * the user's values over the recipe's defaults and names the offending field on error. */
 #include "config.h"
 
+#include <errno.h>
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "gpt2_weights.h"
 #include "hyper.h"
+#include "target_limits.h"
 #include "tasks.h"
 #include "url.h"
 
@@ -75,6 +77,82 @@ static int check_keys(const json_t *obj, const char *where, const char *const *k
     return 0;
 }
 
+/* Duplicate checks remember what they saw in a hash table (a jansson object keyed by the
+ * value's text), so a list of n entries costs n lookups: comparing each entry with all before
+ * it made 100k seeds take minutes. */
+typedef json_t seen_set;
+
+static seen_set *seen_new(void) {
+    return json_object();
+}
+
+static void seen_free(seen_set *s) {
+    json_decref(s);
+}
+
+/* -1 (with the error naming both places, list[i]field) when text was seen before; else
+ * remembers it. Strings are quoted in the message, numbers not. */
+static int seen_twice(seen_set *s, const char *text, size_t len, const char *list, size_t i,
+                      const char *field, int quoted, qpo_err *err) {
+    json_t *first = json_object_getn(s, text, len);
+    const char *q = quoted ? "\"" : "";
+    if (first)
+        return bad(err, "%s[%zu]%s: %s%s%s is listed twice (first at %s[%lld])", list, i, field, q,
+                   text, q, list, (long long)json_integer_value(first));
+    json_object_setn_new(s, text, len, json_integer((json_int_t)i));
+    return 0;
+}
+
+/* limits (config/README.md): guards against a config that would plan more work than any
+ * experiment means to (20,000 seeds once became 595k jobs and a scheduler query that held a
+ * backend for minutes). Each is raised in the config itself when meant. */
+typedef struct limits {
+    long long max_seeds, max_runs, max_baselines;
+} limits;
+
+static int int_field(const json_t *obj, const char *where, const char *key, long long def,
+                     long long lo, long long hi, json_t *out, qpo_err *err);
+
+static int check_limits(const json_t *cfg, limits *lim, json_t *out, qpo_err *err) {
+    static const char *const keys[] = {"max_seeds", "max_runs", "max_baselines", NULL};
+    json_t *empty = json_object();
+    const json_t *l = json_object_get(cfg, "limits");
+    json_t *o = json_object();
+    json_object_set_new(out, "limits", o);
+    int rc = -1;
+    if (l && !json_is_object(l))
+        bad(err, "limits: must be an object");
+    else if (check_keys(l ? l : empty, "limits", keys, err) == 0 &&
+             int_field(l ? l : empty, "limits", "max_seeds", QPO_LIMIT_SEEDS, 1, 10000000, o,
+                       err) == 0 &&
+             int_field(l ? l : empty, "limits", "max_runs", QPO_LIMIT_RUNS, 1, 10000000, o, err) ==
+                 0 &&
+             int_field(l ? l : empty, "limits", "max_baselines", QPO_LIMIT_BASELINES, 0, 1000000, o,
+                       err) == 0) {
+        lim->max_seeds = json_integer_value(json_object_get(o, "max_seeds"));
+        lim->max_runs = json_integer_value(json_object_get(o, "max_runs"));
+        lim->max_baselines = json_integer_value(json_object_get(o, "max_baselines"));
+        rc = 0;
+    }
+    json_decref(empty);
+    return rc;
+}
+
+/* Every run is planned into about fifty jobs (docs/data-model.md), so the runs are what a
+ * config's size turns into. */
+static int check_runs(const json_t *out, const limits *lim, qpo_err *err) {
+    long long runs = 1;
+    static const char *const crossed[] = {"tasks", "settings", "seeds", "targets", NULL};
+    for (const char *const *k = crossed; *k; k++)
+        runs *= (long long)json_array_size(json_object_get(out, *k));
+    if (runs > lim->max_runs)
+        return bad(err,
+                   "tasks x settings x seeds x targets: %lld runs is more than "
+                   "limits.max_runs (%lld); raise it in the config if meant",
+                   runs, lim->max_runs);
+    return 0;
+}
+
 static json_t *string_list(const json_t *cfg, const char *key, qpo_err *err) {
     json_t *v = json_object_get(cfg, key);
     if (!v)
@@ -83,14 +161,18 @@ static json_t *string_list(const json_t *cfg, const char *key, qpo_err *err) {
         return bad(err, "%s: must be a non-empty list", key), NULL;
     size_t i;
     json_t *e;
+    seen_set *seen = seen_new();
     json_array_foreach(v, i, e) {
-        if (!json_is_string(e))
+        if (!json_is_string(e)) {
+            seen_free(seen);
             return bad(err, "%s[%zu]: must be a string", key, i), NULL;
-        for (size_t j = 0; j < i; j++)
-            if (json_equal(e, json_array_get(v, j)))
-                return bad(err, "%s[%zu]: \"%s\" is listed twice", key, i, json_string_value(e)),
-                       NULL;
+        }
+        if (seen_twice(seen, json_string_value(e), json_string_length(e), key, i, "", 1, err)) {
+            seen_free(seen);
+            return NULL;
+        }
     }
+    seen_free(seen);
     return json_deep_copy(v);
 }
 
@@ -130,24 +212,36 @@ static int check_settings(const json_t *cfg, json_t *out, qpo_err *err) {
     return 0;
 }
 
-static int check_seeds(const json_t *cfg, json_t *out, qpo_err *err) {
+static int check_seeds(const json_t *cfg, const limits *lim, json_t *out, qpo_err *err) {
     json_t *v = json_object_get(cfg, "seeds");
     if (!v)
         return bad(err, "seeds: missing (a list of integers, e.g. [0, 1, 2])");
     if (!json_is_array(v) || json_array_size(v) == 0)
         return bad(err, "seeds: must be a non-empty list of integers");
+    if ((long long)json_array_size(v) > lim->max_seeds)
+        return bad(err,
+                   "seeds: %zu seeds is more than limits.max_seeds (%lld); raise it in the "
+                   "config if meant",
+                   json_array_size(v), lim->max_seeds);
     size_t i;
     json_t *e;
+    int rc = 0;
+    seen_set *seen = seen_new();
     json_array_foreach(v, i, e) {
-        if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > 2147483647)
-            return bad(err, "seeds[%zu]: must be an integer >= 0", i);
-        for (size_t j = 0; j < i; j++)
-            if (json_equal(e, json_array_get(v, j)))
-                return bad(err, "seeds[%zu]: %lld is listed twice", i,
-                           (long long)json_integer_value(e));
+        if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+            json_integer_value(e) > 2147483647) {
+            rc = bad(err, "seeds[%zu]: must be an integer >= 0", i);
+            break;
+        }
+        char text[32];
+        int n = snprintf(text, sizeof text, "%lld", (long long)json_integer_value(e));
+        if ((rc = seen_twice(seen, text, (size_t)n, "seeds", i, "", 0, err)) < 0)
+            break;
     }
-    json_object_set(out, "seeds", v);
-    return 0;
+    seen_free(seen);
+    if (rc == 0)
+        json_object_set(out, "seeds", v);
+    return rc;
 }
 
 /* An integer field in [lo, hi], defaulting to def when absent. */
@@ -202,6 +296,8 @@ static const char *const target_keys[] = {"name",
                                           "connect_timeout_ms",
                                           "timeout_ms",
                                           "retry_budget",
+                                          "max_response_bytes",
+                                          "ca_file",
                                           NULL};
 
 static int check_target(const json_t *t, const char *where, json_t *out, qpo_err *err) {
@@ -243,7 +339,11 @@ static int check_target(const json_t *t, const char *where, json_t *out, qpo_err
                    int_field(t, where, "tokens_per_min", 0, 0, 1000000000, out, err) < 0 ||
                    int_field(t, where, "connect_timeout_ms", 10000, 1, 600000, out, err) < 0 ||
                    int_field(t, where, "timeout_ms", 120000, 1, 3600000, out, err) < 0 ||
-                   int_field(t, where, "retry_budget", 5, 0, 1000, out, err) < 0
+                   int_field(t, where, "retry_budget", 5, 0, 1000, out, err) < 0 ||
+                   int_field(t, where, "max_response_bytes", QPO_LLM_MAX_RESPONSE_BYTES,
+                             QPO_LLM_MIN_RESPONSE_CAP, QPO_LLM_MAX_RESPONSE_CAP, out, err) < 0 ||
+                   (json_object_get(t, "ca_file") &&
+                    string_field(t, where, "ca_file", NULL, out, err) < 0)
                ? -1
                : 0;
 }
@@ -256,6 +356,7 @@ static int check_targets(const json_t *cfg, json_t *out, qpo_err *err) {
         return bad(err, "targets: must be a non-empty list");
     json_t *list = json_array();
     json_object_set_new(out, "targets", list);
+    seen_set *seen = seen_new();
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
@@ -263,14 +364,16 @@ static int check_targets(const json_t *cfg, json_t *out, qpo_err *err) {
         snprintf(where, sizeof(where), "targets[%zu]", i);
         json_t *t = json_object();
         json_array_append_new(list, t);
-        if (check_target(e, where, t, err) < 0)
+        json_t *name = NULL;
+        if (check_target(e, where, t, err) < 0 ||
+            (name = json_object_get(t, "name"),
+             seen_twice(seen, json_string_value(name), json_string_length(name), "targets", i,
+                        ".name", 1, err) < 0)) {
+            seen_free(seen);
             return -1;
-        for (size_t j = 0; j < i; j++)
-            if (json_equal(json_object_get(t, "name"),
-                           json_object_get(json_array_get(list, j), "name")))
-                return bad(err, "%s.name: \"%s\" is listed twice", where,
-                           json_string_value(json_object_get(t, "name")));
+        }
     }
+    seen_free(seen);
     return 0;
 }
 
@@ -483,14 +586,7 @@ static int check_d0(const json_t *cfg, json_t *out, qpo_err *err) {
     return rc;
 }
 
-static int check_baselines(const json_t *cfg, json_t *out, qpo_err *err) {
-    json_t *v = json_object_get(cfg, "baselines");
-    json_t *list = json_array();
-    json_object_set_new(out, "baselines", list);
-    if (!v)
-        return 0;
-    if (!json_is_array(v))
-        return bad(err, "baselines: must be a list of {\"name\", \"prompt\"}");
+static int baseline_entries(const json_t *v, json_t *list, seen_set *seen, qpo_err *err) {
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
@@ -510,12 +606,31 @@ static int check_baselines(const json_t *cfg, json_t *out, qpo_err *err) {
             !strcmp(json_string_value(name), "policy_mode"))
             return bad(err, "%s.name: \"%s\" is chosen by qpo itself; pick another name", where,
                        json_string_value(name));
-        for (size_t j = 0; j < i; j++)
-            if (json_equal(name, json_object_get(json_array_get(list, j), "name")))
-                return bad(err, "%s.name: \"%s\" is listed twice", where, json_string_value(name));
+        if (seen_twice(seen, json_string_value(name), json_string_length(name), "baselines", i,
+                       ".name", 1, err) < 0)
+            return -1;
         json_array_append_new(list, json_pack("{sOsO}", "name", name, "prompt", prompt));
     }
     return 0;
+}
+
+static int check_baselines(const json_t *cfg, const limits *lim, json_t *out, qpo_err *err) {
+    json_t *v = json_object_get(cfg, "baselines");
+    json_t *list = json_array();
+    json_object_set_new(out, "baselines", list);
+    if (!v)
+        return 0;
+    if (!json_is_array(v))
+        return bad(err, "baselines: must be a list of {\"name\", \"prompt\"}");
+    if ((long long)json_array_size(v) > lim->max_baselines)
+        return bad(err,
+                   "baselines: %zu baselines is more than limits.max_baselines (%lld); "
+                   "raise it in the config if meant",
+                   json_array_size(v), lim->max_baselines);
+    seen_set *seen = seen_new();
+    int rc = baseline_entries(v, list, seen, err);
+    seen_free(seen);
+    return rc;
 }
 
 /* The per-query oracle costs every D_0 source prompt on every test item: off unless asked. */
@@ -528,9 +643,10 @@ static int check_oracle(const json_t *cfg, json_t *out, qpo_err *err) {
 }
 
 json_t *qpo_config_resolve(const json_t *config, qpo_err *err) {
-    static const char *const keys[] = {"name",  "description", "tasks",     "settings", "seeds",
-                                       "loops", "targets",     "policy",    "hyper",    "collect",
-                                       "test",  "d0",          "baselines", "oracle",   NULL};
+    static const char *const keys[] = {
+        "name",  "description", "tasks", "settings", "seeds",     "loops",  "targets", "policy",
+        "hyper", "collect",     "test",  "d0",       "baselines", "oracle", "limits",  NULL};
+    limits lim;
     if (!json_is_object(config))
         return bad(err, "config: must be a JSON object"), NULL;
     json_t *out = json_object();
@@ -547,13 +663,13 @@ json_t *qpo_config_resolve(const json_t *config, qpo_err *err) {
         if (desc)
             json_object_set(out, "description", desc);
     }
-    if (rc < 0 || check_tasks(config, out, err) < 0 || check_settings(config, out, err) < 0 ||
-        check_seeds(config, out, err) < 0 ||
+    if (rc < 0 || check_limits(config, &lim, out, err) < 0 || check_tasks(config, out, err) < 0 ||
+        check_settings(config, out, err) < 0 || check_seeds(config, &lim, out, err) < 0 ||
         int_field(config, "", "loops", 4, 1, 100, out, err) < 0 ||
-        check_targets(config, out, err) < 0 || check_policy(config, out, err) < 0 ||
-        check_hyper(config, out, err) < 0 || check_sampling(config, out, err) < 0 ||
-        check_d0(config, out, err) < 0 || check_baselines(config, out, err) < 0 ||
-        check_oracle(config, out, err) < 0) {
+        check_targets(config, out, err) < 0 || check_runs(out, &lim, err) < 0 ||
+        check_policy(config, out, err) < 0 || check_hyper(config, out, err) < 0 ||
+        check_sampling(config, out, err) < 0 || check_d0(config, out, err) < 0 ||
+        check_baselines(config, &lim, out, err) < 0 || check_oracle(config, out, err) < 0) {
         json_decref(out);
         return NULL;
     }
@@ -561,15 +677,53 @@ json_t *qpo_config_resolve(const json_t *config, qpo_err *err) {
 }
 
 json_t *qpo_config_load_file(const char *path, qpo_err *err) {
+    return qpo_config_load_file_max(path, QPO_CONFIG_MAX_BYTES, err);
+}
+
+/* The size is checked while reading, before any parsing: a 1 GB file (or a pipe that never
+ * ends) would otherwise become a JSON tree and a jsonb row before any field check ran. */
+typedef struct capped_reader {
+    FILE *f;
+    long long left; /* below 0: the file is over the limit */
+} capped_reader;
+
+static size_t read_capped(void *buf, size_t size, void *data) {
+    capped_reader *r = data;
+    size_t want = (long long)size <= r->left ? size : (size_t)r->left + 1;
+    size_t n = fread(buf, 1, want, r->f);
+    r->left -= (long long)n;
+    return r->left < 0 ? (size_t)-1 : n; /* -1: jansson stops with a read error */
+}
+
+static void too_big(const char *path, long long max_bytes, qpo_err *err) {
+    qpo_err_set(err, QPO_EXIT_USAGE, "%s: the config file is larger than %lld bytes", path,
+                max_bytes);
+    qpo_err_hint(err, "raise the limit with --max-config-bytes N if the file is meant to be this "
+                      "large");
+}
+
+json_t *qpo_config_load_file_max(const char *path, long long max_bytes, qpo_err *err) {
+    capped_reader r = {fopen(path, "rb"), max_bytes};
+    if (!r.f) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "%s: cannot read the config file", path);
+        qpo_err_detail(err, "%s", strerror(errno));
+        return NULL;
+    }
     json_error_t jerr;
-    json_t *cfg = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *cfg = json_load_callback(read_capped, &r, JSON_REJECT_DUPLICATES, &jerr);
+    int read_failed = ferror(r.f);
+    fclose(r.f);
+    if (r.left < 0) {
+        json_decref(cfg);
+        too_big(path, max_bytes, err);
+        return NULL;
+    }
+    if (!cfg && read_failed) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "%s: cannot read the config file", path);
+        qpo_err_detail(err, "%s", jerr.text);
+        return NULL;
+    }
     if (!cfg) {
-        /* jansson reports -1:-1 when the file cannot be opened: there is no position then */
-        if (jerr.line < 0) {
-            qpo_err_set(err, QPO_EXIT_USAGE, "%s: cannot read the config file", path);
-            qpo_err_detail(err, "%s", jerr.text);
-            return NULL;
-        }
         qpo_err_set(err, QPO_EXIT_USAGE, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
         qpo_err_hint(err, "experiment configs are JSON objects (config/README.md)");
         return NULL;

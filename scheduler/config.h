@@ -15,8 +15,17 @@
  * `tasks[1]: unknown task "tweet"; known: ag_news, ...`. The caller owns the result. */
 json_t *qpo_config_resolve(const json_t *config, qpo_err *err);
 
-/* Reads and parses a JSON file (not yet validated); errors name file:line:column. */
+/* Defaults of the limits (config/README.md, "Limits"): the file's size is a flag of the
+ * commands that read one (--max-config-bytes), the others are keys of the config's "limits". */
+#define QPO_CONFIG_MAX_BYTES (1024LL * 1024)
+#define QPO_LIMIT_SEEDS 1000
+#define QPO_LIMIT_RUNS 1000
+#define QPO_LIMIT_BASELINES 100
+
+/* Reads and parses a JSON file (not yet validated); errors name file:line:column. A file
+ * longer than QPO_CONFIG_MAX_BYTES (or max_bytes) is refused before it is parsed. */
 json_t *qpo_config_load_file(const char *path, qpo_err *err);
+json_t *qpo_config_load_file_max(const char *path, long long max_bytes, qpo_err *err);
 
 /* The task names the config accepts, comma-separated (for messages). */
 const char *qpo_config_known_tasks(void);

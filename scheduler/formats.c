@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "lines.h"
 #include "tasks.h"
 
 const char *const qpo_dataset_formats = "auto, jsonl, json, csv, tweeteval, aclimdb";
@@ -49,6 +50,16 @@ static int io_err(qpo_err *err, const char *path) {
     return -1;
 }
 
+/* Not skippable with --skip-bad: the file is not text (or not this format), and the rest of
+ * the line would be read as rows. */
+static int too_long(qpo_err *err, const char *path, long lineno) {
+    qpo_err_set(err, QPO_EXIT_USAGE, "%s:%ld: a line longer than %d bytes", path, lineno,
+                QPO_MAX_LINE_BYTES);
+    qpo_err_hint(err, "is it a text file of the format given? no row of a known data set comes "
+                      "near this");
+    return -1;
+}
+
 static int read_jsonl(reader *r, const char *path, qpo_err *err) {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -57,8 +68,13 @@ static int read_jsonl(reader *r, const char *path, qpo_err *err) {
     size_t cap = 0;
     long lineno = 0;
     int rc = 0;
-    while (rc == 0 && getline(&line, &cap, f) != -1) {
+    ssize_t got;
+    while (rc == 0 && (got = qpo_getline_max(&line, &cap, f, QPO_MAX_LINE_BYTES)) != QPO_LINE_EOF) {
         lineno++;
+        if (got == QPO_LINE_TOO_LONG) {
+            rc = too_long(err, path, lineno);
+            break;
+        }
         if (strspn(line, " \t\r\n") == strlen(line))
             continue;
         json_error_t jerr;
@@ -102,13 +118,14 @@ static int read_json_array(reader *r, const char *path, qpo_err *err) {
 }
 
 /* One CSV record (RFC 4180: quoted fields may hold commas, quotes and newlines). Returns the
- * number of fields, 0 at end of file, -1 on an unterminated quote. *lines counts the newlines
+ * number of fields, 0 at end of file, -1 on an unterminated quote, -2 past
+ * QPO_MAX_LINE_BYTES. *lines counts the newlines
  * consumed so the next record's line number is known. */
 static int csv_record(FILE *f, char ***fields_out, long *lines) {
-    size_t nf = 0, capf = 8, len = 0, cap = 256;
+    size_t nf = 0, capf = 8, len = 0, cap = 256, total = 0;
     char **fields = malloc(capf * sizeof(*fields));
     char *buf = malloc(cap);
-    int c, quoted = 0, any = 0;
+    int c, quoted = 0, any = 0, nf_too_long = 0;
     for (;;) {
         c = fgetc(f);
         if (c == EOF && !any) {
@@ -118,6 +135,10 @@ static int csv_record(FILE *f, char ***fields_out, long *lines) {
         }
         if (c == EOF && quoted)
             break;
+        if (++total > QPO_MAX_LINE_BYTES) {
+            nf_too_long = 1;
+            break;
+        }
         any = 1;
         if (quoted) {
             if (c == '"') {
@@ -155,7 +176,7 @@ static int csv_record(FILE *f, char ***fields_out, long *lines) {
         free(fields[i]);
     free(fields);
     free(buf);
-    return -1;
+    return nf_too_long ? -2 : -1;
 }
 
 static void free_fields(char **fields, int n) {
@@ -181,7 +202,8 @@ static int read_csv(reader *r, const char *path, qpo_err *err) {
             header[i] = strdup(cols[i]);
     } else if ((nheader = csv_record(f, &header, &next_line)) <= 0) {
         fclose(f);
-        return qpo_err_set(err, QPO_EXIT_USAGE, "%s: no header row", path);
+        return nheader == -2 ? too_long(err, path, 1)
+                             : qpo_err_set(err, QPO_EXIT_USAGE, "%s: no header row", path);
     }
     for (;;) {
         char **fields = NULL;
@@ -190,6 +212,10 @@ static int read_csv(reader *r, const char *path, qpo_err *err) {
         if (n == 0)
             break;
         qpo_row_origin at = {path, line, false};
+        if (n == -2) {
+            rc = too_long(err, path, line);
+            break;
+        }
         if (n < 0) {
             rc = qpo_err_set(err, QPO_EXIT_USAGE, "%s:%ld: unterminated quoted field", path, line);
             break;
@@ -268,15 +294,21 @@ static int read_tweeteval(reader *r, const char *text_path, qpo_err *err) {
     long line = 0;
     int rc = 0;
     for (;;) {
-        ssize_t tn = getline(&text, &tcap, ft), ln = getline(&label, &lcap, fl);
-        if (tn == -1 && ln == -1)
+        ssize_t tn = qpo_getline_max(&text, &tcap, ft, QPO_MAX_LINE_BYTES);
+        ssize_t ln = qpo_getline_max(&label, &lcap, fl, QPO_MAX_LINE_BYTES);
+        if (tn == QPO_LINE_EOF && ln == QPO_LINE_EOF)
             break;
         line++;
-        if (tn == -1 || ln == -1) {
-            rc =
-                qpo_err_set(err, QPO_EXIT_USAGE, "%s:%ld: %s has more lines than %s",
-                            tn == -1 ? labels_path : text_path, line,
-                            tn == -1 ? labels_path : text_path, tn == -1 ? text_path : labels_path);
+        if (tn == QPO_LINE_TOO_LONG || ln == QPO_LINE_TOO_LONG) {
+            rc = too_long(err, tn == QPO_LINE_TOO_LONG ? text_path : labels_path, line);
+            break;
+        }
+        if (tn == QPO_LINE_EOF || ln == QPO_LINE_EOF) {
+            bool short_text = tn == QPO_LINE_EOF;
+            rc = qpo_err_set(err, QPO_EXIT_USAGE, "%s:%ld: %s has more lines than %s",
+                             short_text ? labels_path : text_path, line,
+                             short_text ? labels_path : text_path,
+                             short_text ? text_path : labels_path);
             break;
         }
         chomp(text);

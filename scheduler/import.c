@@ -57,24 +57,75 @@ static int stage_items(PGconn *conn, const char *task, const qpo_item_list *list
     return rc;
 }
 
+typedef struct task_runs {
+    int64_t n, first_run, first_experiment;
+} task_runs;
+
+/* The runs planned on the task, with qpo.runs locked against new ones until commit: items a
+ * run read must never change under it, and a run planned mid-replace would read half. */
+static int runs_of_task(PGconn *conn, const char *task, task_runs *tr, qpo_err *err) {
+    const char *params[] = {task};
+    PGresult *lock = qpo_db_named(conn, "import_lock_runs", 0, NULL, err);
+    PQclear(lock);
+    PGresult *res = lock ? qpo_db_named(conn, "import_task_runs", 1, params, err) : NULL;
+    if (!res)
+        return -1;
+    *tr = (task_runs){qpo_db_int64(res, 0, 0), qpo_db_int64(res, 0, 1), qpo_db_int64(res, 0, 2)};
+    PQclear(res);
+    return 0;
+}
+
+static void hint_runs(qpo_err *err, const char *task, const task_runs *tr) {
+    if (tr->n > 0)
+        qpo_err_hint(err,
+                     "%lld run(s) use the items of %s (first: run %lld of experiment %lld), so "
+                     "qpo never overwrites them; import the other version under another task",
+                     (long long)tr->n, task, (long long)tr->first_run,
+                     (long long)tr->first_experiment);
+    else
+        qpo_err_hint(err,
+                     "no run uses the items of %s yet: pass --replace to replace its items of "
+                     "the upstream splits in these files",
+                     task);
+}
+
 static int refuse_changed_rows(PGconn *conn, const char *task, qpo_err *err) {
     PGresult *res = qpo_db_named(conn, "import_changed_rows", 0, NULL, err);
     if (!res)
         return -1;
     int64_t changed = qpo_db_int64(res, 0, 0);
-    if (changed > 0) {
+    task_runs tr = {0};
+    if (changed > 0 && runs_of_task(conn, task, &tr, err) == 0) {
         qpo_err_set(err, QPO_EXIT_USAGE, "%lld rows of %s differ from the ones already imported",
                     (long long)changed, task);
         qpo_err_detail(err, "first: upstream split %s, index %s", PQgetvalue(res, 0, 1),
                        PQgetvalue(res, 0, 2));
-        qpo_err_hint(err, "another version of the data set is already imported; runs depend on "
-                          "those rows, so qpo never overwrites them");
+        hint_runs(err, task, &tr);
     }
     PQclear(res);
     return changed > 0 ? -1 : 0;
 }
 
-int qpo_import_items(PGconn *conn, const char *task, const qpo_item_list *list,
+/* --replace: allowed only while no run uses the task (any state). */
+static int replace_items(PGconn *conn, const char *task, qpo_import_counts *counts, qpo_err *err) {
+    task_runs tr;
+    if (runs_of_task(conn, task, &tr, err) < 0)
+        return -1;
+    if (tr.n > 0) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "--replace refused: runs use the items of %s", task);
+        hint_runs(err, task, &tr);
+        return -1;
+    }
+    const char *params[] = {task};
+    PGresult *res = qpo_db_named(conn, "import_replace_items", 1, params, err);
+    if (!res)
+        return -1;
+    counts->replaced = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+int qpo_import_items(PGconn *conn, const char *task, const qpo_item_list *list, bool replace,
                      qpo_import_counts *counts, qpo_err *err) {
     memset(counts, 0, sizeof(*counts));
     counts->read = list->n;
@@ -82,7 +133,9 @@ int qpo_import_items(PGconn *conn, const char *task, const qpo_item_list *list,
     if (qpo_db_begin(conn, err) < 0)
         return -1;
     PGresult *res = NULL;
-    if (stage_items(conn, task, list, err) < 0 || refuse_changed_rows(conn, task, err) < 0 ||
+    if (stage_items(conn, task, list, err) < 0 ||
+        (replace ? replace_items(conn, task, counts, err) : refuse_changed_rows(conn, task, err)) <
+            0 ||
         !(res = qpo_db_named(conn, "import_insert_items", 0, NULL, err)) ||
         qpo_db_commit(conn, err) < 0) {
         PQclear(res);
@@ -90,7 +143,7 @@ int qpo_import_items(PGconn *conn, const char *task, const qpo_item_list *list,
         return -1;
     }
     counts->inserted = (size_t)strtoull(PQcmdTuples(res), NULL, 10);
-    counts->unchanged = list->n - counts->inserted;
+    counts->unchanged = replace ? 0 : list->n - counts->inserted;
     PQclear(res);
     return 0;
 }

@@ -17,11 +17,14 @@ typedef struct qpo_import_counts {
     size_t inserted;  /* new rows */
     size_t unchanged; /* rows already present with the same content */
     size_t skipped;   /* malformed rows skipped (--skip-bad) */
+    size_t replaced;  /* --replace: rows deleted before the file's were written */
 } qpo_import_counts;
 
 /* Writes the items (splits assigned) of `task`. Refuses, writing nothing, when a row already
- * present differs from the file's (another version of the data set). */
-int qpo_import_items(PGconn *conn, const char *task, const qpo_item_list *list,
+ * present differs from the file's (another version of the data set). With replace, the task's
+ * items of the files' upstream splits are replaced instead, provided no run (of any state)
+ * uses the task; refused otherwise. */
+int qpo_import_items(PGconn *conn, const char *task, const qpo_item_list *list, bool replace,
                      qpo_import_counts *counts, qpo_err *err);
 
 typedef struct qpo_d0_import {

@@ -170,8 +170,10 @@ static int map_svamp(const json_t *row, json_t *fields, char **answer, qpo_err *
         return row_err(err, "fields \"Body\" and \"Question\" are required strings");
     if (!json_is_number(a) && !json_is_string(a))
         return row_err(err, "field \"Answer\" is missing or not a number");
-    double val = json_is_number(a) ? json_number_value(a) : strtod(json_string_value(a), NULL);
-    if (!isfinite(val))
+    char *end = NULL;
+    double val = json_is_number(a) ? json_number_value(a) : strtod(json_string_value(a), &end);
+    if (!isfinite(val) ||
+        (end && (end == json_string_value(a) || strspn(end, " \t\r\n") != strlen(end))))
         return row_err(err, "field \"Answer\" is not a finite number");
     char *text = NULL;
     if (asprintf(&text, "%s %s", json_string_value(body), json_string_value(q)) < 0)
@@ -180,6 +182,11 @@ static int map_svamp(const json_t *row, json_t *fields, char **answer, qpo_err *
     free(text);
     char gold[QPO_MATH_ANSWER_MAX];
     qpo_math_gold_number(val, gold);
+    /* The gold is kept as text: one that reads back as another number (1e-9 as "0") would
+     * mark right answers wrong. */
+    if (fabs(strtod(gold, NULL) - val) > 1e-9 * fabs(val))
+        return row_err(err, "field \"Answer\" %.17g would be stored as \"%s\", another number", val,
+                       gold);
     *answer = strdup(gold);
     return 0;
 }

@@ -17,6 +17,7 @@ build=(
   build-essential cmake pkg-config git
   libpq-dev libcurl4-openssl-dev libevent-dev libcmocka-dev libjansson-dev libpcre2-dev
   libssl-dev libopenblas-dev libyaml-dev
+  openssl  # the TLS tests make their CA and certificates with the openssl CLI
 )
 test=(
   postgresql postgresql-contrib

@@ -22,8 +22,9 @@ static const char *const usage_text =
     "\n"
     "check: whether the endpoint supports what each task type needs (echo + logprobs on\n"
     "  /v1/completions for label scoring, logprobs on /v1/chat/completions for math), with\n"
-    "  the latency of one call each. Exit 1 when unreachable, or when --require names a\n"
-    "  capability it lacks.\n"
+    "  the latency of one call each. Exit 1 when unreachable, when it answers with an\n"
+    "  error or garbage (HTTP 5xx, a body that is not the API's JSON), or when --require\n"
+    "  names a capability it lacks.\n"
     "score: the continuation's tokens, logprobs and mean NLL after the context.\n"
     "chat: the recipe's math messages; the reply, its mean NLL and the extracted answer.\n"
     "\n"
@@ -32,6 +33,7 @@ static const char *const usage_text =
     "  --model M            model name sent in every request\n"
     "  --api-key-env VAR    read the API key from $VAR\n"
     "  --api-key-file F     read the API key from the first line of F\n"
+    "  --ca-file F          trust the CAs in PEM file F for https (default: the system's)\n"
     "  --timeout-ms N       whole-call timeout (default 60000)\n"
     "  --retries N          retries after the first attempt (default 2)\n"
     "  --require WHAT       check: label, math or all must be supported\n"
@@ -40,6 +42,7 @@ static const char *const usage_text =
 enum {
     OPT_KEY_ENV = 256,
     OPT_KEY_FILE,
+    OPT_CA_FILE,
     OPT_TIMEOUT,
     OPT_RETRIES,
     OPT_CONTEXT,
@@ -64,6 +67,7 @@ static int parse_args(int argc, char **argv, target_args *a, qpo_err *err) {
         {"model", required_argument, NULL, 'm'},
         {"api-key-env", required_argument, NULL, OPT_KEY_ENV},
         {"api-key-file", required_argument, NULL, OPT_KEY_FILE},
+        {"ca-file", required_argument, NULL, OPT_CA_FILE},
         {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
         {"retries", required_argument, NULL, OPT_RETRIES},
         {"context", required_argument, NULL, OPT_CONTEXT},
@@ -94,6 +98,9 @@ static int parse_args(int argc, char **argv, target_args *a, qpo_err *err) {
             break;
         case OPT_KEY_FILE:
             a->tgt.key_file = optarg;
+            break;
+        case OPT_CA_FILE:
+            a->tgt.ca_file = optarg;
             break;
         case OPT_TIMEOUT:
             if (qpo_llm_cli_int("--timeout-ms", optarg, 1, 3600000, &a->tgt.timeout_ms, err) < 0)
@@ -217,11 +224,31 @@ static void print_capability(const char *what, const one_call *oc) {
         printf("  %-44s NOT supported: %s: %s\n", what, qpo_llm_status_name(oc->status), oc->error);
 }
 
+/* A server that answers well-formed but without a feature (no logprobs, no echo span, a 4xx
+ * refusing the request) lacks a capability: a fact the check reports. Anything else (5xx,
+ * garbage bodies, wrong JSON shapes, rate limits past the retries) is a broken endpoint that a
+ * run would fail on, and a check that exited 0 for it would wave a long run through. */
+static bool lacks_capability(qpo_llm_status s) {
+    return s == QPO_LLM_ERR_NO_LOGPROBS || s == QPO_LLM_ERR_SPAN || s == QPO_LLM_ERR_CLIENT;
+}
+
+static bool broken(qpo_llm_status s) {
+    return s != QPO_LLM_OK && !lacks_capability(s);
+}
+
 static int check_verdict(const target_args *a, const one_call *label, const one_call *math,
                          qpo_err *err) {
     if (unreachable(label->status) && unreachable(math->status)) {
         qpo_err_set(err, QPO_EXIT_RUNTIME, "the target is unreachable");
         qpo_err_detail(err, "%s: %s", a->tgt.url, label->error);
+        return -1;
+    }
+    if (broken(label->status) || broken(math->status)) {
+        const one_call *bad = broken(label->status) ? label : math;
+        qpo_err_set(err, QPO_EXIT_RUNTIME, "the target answered with an error (%s)",
+                    bad == label ? "label scoring" : "math");
+        qpo_err_detail(err, "%s: %s: %s", a->tgt.url, qpo_llm_status_name(bad->status), bad->error);
+        qpo_err_hint(err, "a run against it would fail the same way: fix the server first");
         return -1;
     }
     bool need_label = a->require && (!strcmp(a->require, "label") || !strcmp(a->require, "all"));

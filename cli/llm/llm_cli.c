@@ -19,6 +19,7 @@ qpo_llm_client *qpo_llm_cli_client(struct event_base *base, const qpo_llm_cli_ta
         .timeout_ms = a->timeout_ms,
         .connect_timeout_ms = a->timeout_ms < 10000 ? a->timeout_ms : 10000,
         .retry_budget = a->retries == 0 ? -1 : a->retries,
+        .ca_file = a->ca_file,
     };
     qpo_llm_client *c = qpo_llm_client_new(base, &t, hooks, err);
     qpo_llm_free_secret(key);

@@ -10,6 +10,7 @@
 
 typedef struct qpo_llm_cli_target {
     const char *url, *model, *key_env, *key_file;
+    const char *ca_file; /* NULL: the system's CAs */
     int timeout_ms;
     int retries;
     int max_inflight;

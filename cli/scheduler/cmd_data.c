@@ -15,7 +15,7 @@
 static void data_usage(FILE *out) {
     fprintf(out,
             "usage: qpo data import TASK [PATH...] [--data DIR] [--format F] [--upstream-split S]\n"
-            "                          [--skip-bad]\n"
+            "                          [--skip-bad] [--replace]\n"
             "       qpo data import-d0 FILE --task T --setting zero_shot|few_shot --target NAME\n"
             "                          [--model-key KEY] [--skip-bad]\n"
             "       qpo data fetch NAME... [--from URL|DIR] [--cache DIR]   (its --help)\n"
@@ -26,6 +26,9 @@ static void data_usage(FILE *out) {
             "           Formats: %s. Tasks: %s.\n"
             "           Without PATH: the task's files in the data folder (--data DIR, else\n"
             "           $QPO_DATA_DIR, else ../shared/data, else the qpo data fetch cache).\n"
+            "           Rows differing from ones already imported are refused; --replace\n"
+            "           replaces the task's items of the files' upstream splits instead, while\n"
+            "           no run uses the task.\n"
             "import-d0  loads a released D_0 file into qpo.d0_records.\n"
             "Each import is one transaction; importing the same file again changes nothing.\n",
             qpo_dataset_formats, qpo_config_known_tasks());
@@ -33,7 +36,7 @@ static void data_usage(FILE *out) {
 
 typedef struct data_opts {
     const char *db, *format, *upstream_split, *task, *setting, *target, *model_key, *data;
-    bool skip_bad;
+    bool skip_bad, replace;
 } data_opts;
 
 static int parse(int argc, char **argv, data_opts *o) {
@@ -41,6 +44,7 @@ static int parse(int argc, char **argv, data_opts *o) {
                                          {"format", required_argument, NULL, 'f'},
                                          {"upstream-split", required_argument, NULL, 'u'},
                                          {"skip-bad", no_argument, NULL, 'b'},
+                                         {"replace", no_argument, NULL, 'r'},
                                          {"task", required_argument, NULL, 't'},
                                          {"setting", required_argument, NULL, 's'},
                                          {"target", required_argument, NULL, 'g'},
@@ -63,6 +67,9 @@ static int parse(int argc, char **argv, data_opts *o) {
             break;
         case 'b':
             o->skip_bad = true;
+            break;
+        case 'r':
+            o->replace = true;
             break;
         case 't':
             o->task = optarg;
@@ -128,7 +135,9 @@ static int import_items(const data_opts *o, const char *task, char **paths, int 
         rc = qpo_items_assign_splits(task, &list, &err);
     PGconn *conn = rc == 0 ? qpo_sched_connect(o->db, "qpo data import", &err) : NULL;
     qpo_import_counts counts;
-    if (conn && qpo_import_items(conn, task, &list, &counts, &err) == 0) {
+    if (conn && qpo_import_items(conn, task, &list, o->replace, &counts, &err) == 0) {
+        if (o->replace)
+            printf("%s: %zu rows replaced\n", task, counts.replaced);
         printf("%s: %zu rows read, %zu new, %zu already present, %zu malformed skipped\n", task,
                counts.read, counts.inserted, counts.unchanged, counts.skipped);
         print_split_counts(conn, task);

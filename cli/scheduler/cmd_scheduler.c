@@ -21,15 +21,20 @@
 #include "queue_metrics.h"
 
 static void submit_usage(FILE *out) {
-    fprintf(out, "usage: qpo submit FILE [--name NAME] [--db CONNINFO] [--dry-run [--json]]\n\n"
-                 "Validates an experiment config (config/README.md) and submits it; prints the\n"
-                 "experiment id. The scheduler plans it into runs and jobs. An invalid config is\n"
-                 "refused (exit 2) with the field at fault, and nothing is written.\n"
-                 "NAME defaults to the config's \"name\", else the file's base name.\n\n"
-                 "--dry-run prints the plan instead, writing nothing: runs, jobs per kind, the\n"
-                 "LLM calls and tokens they would spend (estimated from the config and the task\n"
-                 "sizes in the database; D_0's source prompts are counted from $QPO_PROMPTS_DIR).\n"
-                 "--json prints it as one JSON object.\n");
+    fprintf(out,
+            "usage: qpo submit FILE [--name NAME] [--max-config-bytes N] [--db CONNINFO]\n"
+            "                       [--dry-run [--json]]\n\n"
+            "Validates an experiment config (config/README.md) and submits it; prints the\n"
+            "experiment id. The scheduler plans it into runs and jobs. An invalid config is\n"
+            "refused (exit 2) with the field at fault, and nothing is written.\n"
+            "NAME defaults to the config's \"name\", else the file's base name.\n"
+            "A FILE over N bytes (default %lld) is refused unread; the config's \"limits\"\n"
+            "bound seeds, runs and baselines.\n\n"
+            "--dry-run prints the plan instead, writing nothing: runs, jobs per kind, the\n"
+            "LLM calls and tokens they would spend (estimated from the config and the task\n"
+            "sizes in the database; D_0's source prompts are counted from $QPO_PROMPTS_DIR).\n"
+            "--json prints it as one JSON object.\n",
+            QPO_CONFIG_MAX_BYTES);
 }
 
 /* The experiment's name: --name, else the config's "name", else the file's base name. */
@@ -65,12 +70,28 @@ static void warn_missing_weights(const json_t *resolved) {
             err.detail, err.hint);
 }
 
+static int parse_bytes(const char *s, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno == ERANGE || v < 1) {
+        fprintf(stderr, "qpo: error: --max-config-bytes must be a positive integer, not '%s'\n", s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int qpo_cmd_submit(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'}, {"name", required_argument, NULL, 'n'},
-        {"dry-run", no_argument, NULL, 'r'},  {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},     {0, 0, 0, 0}};
+    static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"max-config-bytes", required_argument, NULL, 'm'},
+                                         {"dry-run", no_argument, NULL, 'r'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
     const char *db = NULL, *name = NULL;
+    long long max_bytes = QPO_CONFIG_MAX_BYTES;
     int c, dry_run = 0, as_json = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -82,7 +103,10 @@ int qpo_cmd_submit(int argc, char **argv) {
             dry_run = 1;
         else if (c == 'j')
             as_json = 1;
-        else if (c == 'h') {
+        else if (c == 'm') {
+            if (parse_bytes(optarg, &max_bytes) < 0)
+                return QPO_EXIT_USAGE;
+        } else if (c == 'h') {
             submit_usage(stdout);
             return 0;
         } else {
@@ -95,8 +119,13 @@ int qpo_cmd_submit(int argc, char **argv) {
         return QPO_EXIT_USAGE;
     }
     qpo_err err = {0};
+    if (name && !*name) {
+        qpo_err_set(&err, QPO_EXIT_USAGE, "--name: must not be empty");
+        qpo_err_hint(&err, "leave --name out to use the config's \"name\" or the file's base name");
+        return qpo_err_print(&err);
+    }
     const char *path = argv[optind];
-    json_t *cfg = qpo_config_load_file(path, &err);
+    json_t *cfg = qpo_config_load_file_max(path, max_bytes, &err);
     json_t *resolved = cfg ? qpo_config_resolve(cfg, &err) : NULL;
     if (!resolved) {
         if (cfg)

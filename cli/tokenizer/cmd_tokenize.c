@@ -8,6 +8,7 @@
 
 #include "cmd_internal.h"
 #include "commands.h"
+#include "lines.h"
 
 typedef struct outbuf {
     char *s;
@@ -125,8 +126,15 @@ static int run(const qpo_tokenizer *tok, bool decode, qpo_err *err) {
     int32_t *ids = NULL;
     ssize_t got;
     int rc = 0;
-    while (rc == 0 && (got = getline(&line, &linecap, stdin)) >= 0) {
+    while (rc == 0 &&
+           (got = qpo_getline_max(&line, &linecap, stdin, QPO_MAX_LINE_BYTES)) != QPO_LINE_EOF) {
         lineno++;
+        if (got == QPO_LINE_TOO_LONG) {
+            rc = qpo_err_set(err, QPO_EXIT_USAGE, "stdin line %zu: longer than %d bytes", lineno,
+                             QPO_MAX_LINE_BYTES);
+            qpo_err_hint(err, "qpo tokenize reads one text a line; is stdin a text file?");
+            break;
+        }
         size_t len = (size_t)got;
         if (len > 0 && line[len - 1] == '\n')
             line[--len] = '\0';

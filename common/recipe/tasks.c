@@ -437,6 +437,27 @@ int qpo_math_extract_answer(const char *text, char out[QPO_MATH_ANSWER_MAX]) {
     return find_number(text ? text : "", true, out);
 }
 
+/* The gold after "#### " must be the whole rest (blanks and thousands commas aside) and a
+ * plain decimal: "1e999" matched the number pattern as "1" and was stored as a wrong gold. */
+static bool plain_decimal(const char *text) {
+    char *s = without_commas(text);
+    char *a = s, *b = s + strlen(s);
+    while (*a == ' ' || *a == '\t' || *a == '\n' || *a == '\r') {
+        a++;
+    }
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n' || b[-1] == '\r')) {
+        *--b = '\0';
+    }
+    bool ok = a < b && (size_t)(b - a) < QPO_MATH_ANSWER_MAX;
+    for (const char *p = a; ok && *p; p++) {
+        ok = (*p >= '0' && *p <= '9') || *p == '.' || (*p == '-' && p == a);
+    }
+    char *end = NULL;
+    ok = ok && isfinite(strtod(a, &end)) && *end == '\0';
+    free(s);
+    return ok;
+}
+
 int qpo_math_gold_gsm8k(const char *answer_text, char out[QPO_MATH_ANSWER_MAX], qpo_err *err) {
     const char *marker = NULL;
     for (const char *p = answer_text; (p = strstr(p, "#### ")); p++) {
@@ -445,6 +466,13 @@ int qpo_math_gold_gsm8k(const char *answer_text, char out[QPO_MATH_ANSWER_MAX], 
     if (!marker || find_number(marker + 5, false, out) != 0) {
         qpo_err_set(err, QPO_EXIT_USAGE, "GSM8K answer has no gold number");
         qpo_err_detail(err, "expected \"#### NUMBER\" at the end of: %.120s", answer_text);
+        return -1;
+    }
+    if (!plain_decimal(marker + 5)) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "GSM8K gold \"%.40s\" is not a plain decimal number",
+                    marker + 5);
+        qpo_err_detail(err, "it would be stored as \"%s\", which is not the same number", out);
+        out[0] = '\0';
         return -1;
     }
     return 0;

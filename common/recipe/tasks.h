@@ -137,7 +137,8 @@ char *qpo_math_user_message(const char *question, const char *prompt);
 int qpo_math_extract_answer(const char *text, char out[QPO_MATH_ANSWER_MAX]);
 
 /* GSM8K gold: the number after the last "#### " (commas removed, normalised as above).
- * 0, or -1 with err set when the marker or number is missing. */
+ * 0, or -1 with err set when the marker or number is missing, or when the text after the
+ * marker is not a plain decimal that the stored text reproduces ("1e999", "12 apples"). */
 int qpo_math_gold_gsm8k(const char *answer_text, char out[QPO_MATH_ANSWER_MAX], qpo_err *err);
 
 /* SVAMP gold: the float "Answer", written in the extractor's normal form (51.0 -> "51",

@@ -2,6 +2,7 @@
  * config metadata, exactly the layout pgdt_torch.py writes) and Hugging Face GPT-2 weights.
  * Every tensor is checked by name and shape before anything reaches the policy. */
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,23 @@ static int check_unknown(const qpo_policy *p, const qpo_st_file *f, source src, 
     return 0;
 }
 
+/* A NaN or Inf weight would train and sample garbage without a word (NaN spreads through every
+ * matmul it touches), so a file holding one is refused by name and element. */
+static int check_finite(const float *x, size_t n, const char *path, const char *name, char *errbuf,
+                        size_t errlen) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            snprintf(errbuf, errlen, "%s: tensor '%s' holds a non-finite value (%s) at element %zu",
+                     path, name,
+                     isnan(x[i]) ? "NaN"
+                     : x[i] > 0  ? "Inf"
+                                 : "-Inf",
+                     i);
+            return -1;
+        }
+    return 0;
+}
+
 static int read_tensors(qpo_policy *p, const qpo_st_file *f, source src, const char *path,
                         float *host, char *errbuf, size_t errlen) {
     for (size_t i = 0; i < p->ntensors; i++) {
@@ -94,6 +112,8 @@ static int read_tensors(qpo_policy *p, const qpo_st_file *f, source src, const c
             snprintf(errbuf, errlen, "%s: %s", path, msg);
             return -1;
         }
+        if (check_finite(host + want->offset, want->numel, path, t->name, errbuf, errlen))
+            return -1;
     }
     return check_unknown(p, f, src, path, errbuf, errlen);
 }

@@ -3,6 +3,7 @@
  * options and a checksum of the weights it belongs to. */
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,13 +130,28 @@ static int read_tensor(const qpo_st_file *f, const char *name, qpo_st_dtype dt, 
     return 0;
 }
 
+/* A non-finite moment would make the next AdamW step write NaN into every weight it touches. */
+static int moments_finite(const qpo_st_file *f, const char *name, size_t n, const char *path,
+                          char *errbuf, size_t errlen) {
+    const float *x = qpo_st_find(f, name)->data;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            snprintf(errbuf, errlen, "%s: tensor '%s' holds a non-finite value at element %zu",
+                     path, name, i);
+            return -1;
+        }
+    return 0;
+}
+
 static int restore(qpo_trainer *tr, const qpo_st_file *f, const state_view *s, const char *path,
                    char *errbuf, size_t errlen) {
     qpo_policy *p = tr->p;
     size_t n = p->nparams;
     if (read_tensor(f, "adamw.exp_avg", QPO_ST_F32, n, path, errbuf, errlen) ||
         read_tensor(f, "adamw.exp_avg_sq", QPO_ST_F32, n, path, errbuf, errlen) ||
-        read_tensor(f, "data.order", QPO_ST_I32, tr->data->n, path, errbuf, errlen))
+        read_tensor(f, "data.order", QPO_ST_I32, tr->data->n, path, errbuf, errlen) ||
+        moments_finite(f, "adamw.exp_avg", n, path, errbuf, errlen) ||
+        moments_finite(f, "adamw.exp_avg_sq", n, path, errbuf, errlen))
         return -1;
     const int32_t *order = qpo_st_find(f, "data.order")->data;
     char *seen = calloc(tr->data->n, 1);

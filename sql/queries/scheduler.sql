@@ -206,3 +206,16 @@ GROUP BY split;
 -- name: dryrun_d0_prompts
 -- $1 task, $2 setting, $3 target: the distinct source prompts of an imported D_0.
 SELECT count(DISTINCT prompt) FROM qpo.d0_records WHERE task = $1 AND setting = $2 AND target = $3;
+
+-- name: import_task_runs
+-- $1 task: the runs that read its items (any state: finished runs' results name the items).
+-- SHARE on qpo.runs first, so no run is planned on the task until the import commits.
+SELECT count(*), min(id), min(experiment_id) FROM qpo.runs WHERE task = $1;
+
+-- name: import_lock_runs
+LOCK TABLE qpo.runs IN SHARE MODE;
+
+-- name: import_replace_items
+-- --replace: the task's items of the upstream splits being imported go, the staged ones come.
+DELETE FROM qpo.task_items t
+WHERE t.task = $1 AND t.upstream_split IN (SELECT DISTINCT upstream_split FROM import_stage);

@@ -8,16 +8,21 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define TS_SCRIPT_MAX 256
 #define TS_HELD_MAX 4096
@@ -44,6 +49,7 @@ struct ts_server {
     int nheld, max_waiting, requests;
     char *last_auth, *last_body;
     SSL_CTX *tls; /* NULL: plain HTTP */
+    X509 *crt;
 };
 
 double ts_synth_logprob(int i) {
@@ -264,8 +270,20 @@ static void *run(void *arg) {
     return NULL;
 }
 
-/* A throwaway self-signed P-256 certificate for 127.0.0.1; the client runs with insecure_tls. */
-static SSL_CTX *tls_ctx_new(void) {
+static void add_ext(X509 *crt, int nid, const char *value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, crt, crt, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (!ext || !X509_add_ext(crt, ext, -1)) {
+        fprintf(stderr, "test server: cannot add a certificate extension\n");
+        abort();
+    }
+    X509_EXTENSION_free(ext);
+}
+
+/* A throwaway self-signed P-256 certificate for 127.0.0.1 (its own CA: ts_write_cert). */
+static SSL_CTX *tls_ctx_new(X509 **crt_out) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *crt = X509_new();
@@ -278,12 +296,14 @@ static SSL_CTX *tls_ctx_new(void) {
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
                                0);
     X509_set_issuer_name(crt, name);
+    add_ext(crt, NID_basic_constraints, "critical,CA:TRUE");
+    add_ext(crt, NID_subject_alt_name, "IP:127.0.0.1");
     if (!ctx || !key || !X509_sign(crt, key, EVP_sha256()) || !SSL_CTX_use_certificate(ctx, crt) ||
         !SSL_CTX_use_PrivateKey(ctx, key)) {
         fprintf(stderr, "test server: cannot make a TLS certificate\n");
         abort();
     }
-    X509_free(crt);
+    *crt_out = crt;
     EVP_PKEY_free(key);
     return ctx;
 }
@@ -305,15 +325,15 @@ ts_server *ts_start(void) {
 ts_server *ts_start_opts(bool tls) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, (void (*)(void))evthread_use_pthreads);
-    /* An OpenSSL bufferevent writes with write(2): a reply to a client that already left
-     * raised SIGPIPE and killed the whole test (seen under valgrind's slower timing). */
+    /* A client that hangs up while the server writes (TLS via bufferevent_openssl does not
+     * pass MSG_NOSIGNAL) must fail that write, not kill the test program. */
     signal(SIGPIPE, SIG_IGN);
     ts_server *s = calloc(1, sizeof *s);
     pthread_mutex_init(&s->mu, NULL);
     s->base = event_base_new();
     s->http = evhttp_new(s->base);
     if (tls) {
-        s->tls = tls_ctx_new();
+        s->tls = tls_ctx_new(&s->crt);
         evhttp_set_bevcb(s->http, tls_bev, s);
     }
     evhttp_set_gencb(s->http, on_request, s);
@@ -341,10 +361,19 @@ void ts_stop(ts_server *s) {
     evhttp_free(s->http);
     event_base_free(s->base);
     SSL_CTX_free(s->tls);
+    X509_free(s->crt);
     pthread_mutex_destroy(&s->mu);
     free(s->last_auth);
     free(s->last_body);
     free(s);
+}
+
+int ts_write_cert(const ts_server *s, const char *path) {
+    FILE *f = s->crt ? fopen(path, "w") : NULL;
+    int ok = f && PEM_write_X509(f, s->crt);
+    if (f)
+        fclose(f);
+    return ok ? 0 : -1;
 }
 
 int ts_port(const ts_server *s) {
@@ -401,4 +430,120 @@ char *ts_last_body(ts_server *s) {
     char *a = s->last_body ? strdup(s->last_body) : NULL;
     pthread_mutex_unlock(&s->mu);
     return a;
+}
+
+/* ---- the endless server: plain sockets, so that a client hanging up mid-body is simply a
+ * failed send (evhttp would call the request handler again to answer the error) ---- */
+
+struct ts_endless {
+    int fd;
+    pthread_t thread;
+    char url[64];
+    pthread_mutex_t mu;
+    int requests;
+    long bytes;
+    volatile int stopping;
+};
+
+/* Reads the request head and its Content-Length body; -1 when the client went away. */
+static int read_request(int c) {
+    char buf[65536];
+    size_t len = 0;
+    char *end = NULL;
+    while (!end && len < sizeof buf - 1) {
+        ssize_t k = recv(c, buf + len, sizeof buf - 1 - len, 0);
+        if (k <= 0)
+            return -1;
+        len += (size_t)k;
+        buf[len] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    if (!end)
+        return -1;
+    const char *cl = strcasestr(buf, "content-length:");
+    long want = cl ? strtol(cl + 15, NULL, 10) : 0;
+    long have = (long)(len - (size_t)(end + 4 - buf));
+    while (have < want) {
+        ssize_t k = recv(c, buf, sizeof buf, 0);
+        if (k <= 0)
+            return -1;
+        have += k;
+    }
+    return 0;
+}
+
+static void serve_endless(ts_endless *e, int c) {
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n";
+    static char chunk[8 + 65536 + 2];
+    if (read_request(c) < 0)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->requests++;
+    pthread_mutex_unlock(&e->mu);
+    memcpy(chunk, "10000\r\n", 7);
+    memset(chunk + 7, ' ', 65536);
+    memcpy(chunk + 7 + 65536, "\r\n", 2);
+    if (send(c, head, sizeof head - 1, MSG_NOSIGNAL) < 0)
+        return;
+    while (!e->stopping && send(c, chunk, 7 + 65536 + 2, MSG_NOSIGNAL) > 0) {
+        pthread_mutex_lock(&e->mu);
+        e->bytes += 65536;
+        pthread_mutex_unlock(&e->mu);
+    }
+}
+
+static void *endless_run(void *arg) {
+    ts_endless *e = arg;
+    for (;;) {
+        int c = accept(e->fd, NULL, NULL);
+        if (c < 0)
+            break; /* ts_endless_stop shut the socket down */
+        serve_endless(e, c);
+        close(c);
+    }
+    return NULL;
+}
+
+ts_endless *ts_endless_start(void) {
+    ts_endless *e = calloc(1, sizeof *e);
+    pthread_mutex_init(&e->mu, NULL);
+    e->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    if (e->fd < 0 || bind(e->fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(e->fd, 16) < 0 ||
+        getsockname(e->fd, (struct sockaddr *)&a, &alen) < 0) {
+        fprintf(stderr, "endless server: cannot listen on 127.0.0.1\n");
+        abort();
+    }
+    snprintf(e->url, sizeof e->url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    pthread_create(&e->thread, NULL, endless_run, e);
+    return e;
+}
+
+const char *ts_endless_url(const ts_endless *e) {
+    return e->url;
+}
+
+int ts_endless_requests(ts_endless *e) {
+    pthread_mutex_lock(&e->mu);
+    int n = e->requests;
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+long ts_endless_bytes(ts_endless *e) {
+    pthread_mutex_lock(&e->mu);
+    long n = e->bytes;
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+void ts_endless_stop(ts_endless *e) {
+    e->stopping = 1;
+    shutdown(e->fd, SHUT_RDWR);
+    pthread_join(e->thread, NULL);
+    close(e->fd);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
 }

@@ -28,8 +28,11 @@ typedef struct ts_action {
 typedef struct ts_server ts_server;
 
 ts_server *ts_start(void);
-/* The same over TLS (self-signed certificate, HTTP/1.1 only: no ALPN offered). */
+/* The same over TLS (self-signed certificate for IP 127.0.0.1, HTTP/1.1 only: no ALPN
+ * offered). ts_write_cert writes the certificate as PEM: a client trusting that file as its
+ * CA accepts the server, one trusting only the system's CAs refuses it. */
 ts_server *ts_start_tls(void);
+int ts_write_cert(const ts_server *s, const char *path);
 ts_server *ts_start_opts(bool tls);
 void ts_stop(ts_server *s);
 int ts_port(const ts_server *s);
@@ -52,5 +55,14 @@ char *ts_last_body(ts_server *s);
  * plus the word after it, the first one the leading word), token i's logprob -(i % 7 + 1)/8
  * (null for token 0), then one generated token "\n" with logprob -0.5. */
 double ts_synth_logprob(int i);
+
+/* A server whose every answer is 200 and a chunked body that never ends, until the client
+ * hangs up (then it waits for the next connection). */
+typedef struct ts_endless ts_endless;
+ts_endless *ts_endless_start(void);
+const char *ts_endless_url(const ts_endless *e); /* "http://127.0.0.1:PORT" */
+int ts_endless_requests(ts_endless *e);
+long ts_endless_bytes(ts_endless *e); /* body bytes sent so far */
+void ts_endless_stop(ts_endless *e);
 
 #endif

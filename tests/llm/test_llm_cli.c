@@ -144,6 +144,48 @@ static void test_check(void **state) {
     assert_int_equal(run_qpo(req), 1);
 }
 
+/* A server that answers 500 or garbage used to pass the check (exit 0) and fail the run. */
+static void test_check_fails_on_errors_and_garbage(void **state) {
+    ts_server *s = *state;
+    const char *args[] = {"target", "check",     "--target", ts_url(s), "--model",
+                          "m",      "--retries", "0",        NULL};
+    ts_set_default(s,
+                   (ts_action){.kind = TS_STATUS, .status = 500, .body = "{\"error\":\"boom\"}"});
+    assert_int_equal(run_qpo(args), 1);
+    assert_non_null(strstr(out, "qpo: error: the target answered with an error (label scoring)"));
+    assert_non_null(strstr(out, "server"));
+    ts_set_default(s, (ts_action){.kind = TS_BODY, .body = "<html>It works!</html>"});
+    assert_int_equal(run_qpo(args), 1);
+    assert_non_null(strstr(out, "qpo: error: the target answered with an error (label scoring)"));
+    assert_non_null(strstr(out, "malformed"));
+    ts_set_default(s, (ts_action){.kind = TS_BODY, .body = "{\"choices\": 7}"});
+    assert_int_equal(run_qpo(args), 1);
+    assert_non_null(strstr(out, "the target answered with an error"));
+}
+
+/* A target behind a private CA: refused with the system's CAs, accepted with --ca-file. */
+static void test_check_verifies_tls_with_ca_file(void **state) {
+    (void)state;
+    ts_server *tls = ts_start_tls();
+    char ca[] = "/tmp/qpo-ca-XXXXXX";
+    int fd = mkstemp(ca);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(ts_write_cert(tls, ca), 0);
+    const char *plain[] = {"target", "check",     "--target", ts_url(tls), "--model",
+                           "m",      "--retries", "0",        NULL};
+    assert_int_equal(run_qpo(plain), 1);
+    assert_non_null(strstr(out, "unreachable"));
+    const char *with_ca[] = {"target", "check",     "--target", ts_url(tls), "--model",
+                             "m",      "--ca-file", ca,         "--json",    NULL};
+    assert_int_equal(run_qpo(with_ca), 0);
+    json_t *j = last_json_line();
+    assert_true(json_is_true(json_object_get(json_object_get(j, "math"), "supported")));
+    json_decref(j);
+    unlink(ca);
+    ts_stop(tls);
+}
+
 static void test_unreachable_and_usage(void **state) {
     const char *down[] = {"target",    "check", "--target", "http://127.0.0.1:1", "--model", "m",
                           "--retries", "0",     NULL};
@@ -174,6 +216,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_score_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_json_and_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_fails_on_errors_and_garbage, setup, teardown),
+        cmocka_unit_test(test_check_verifies_tls_with_ca_file),
         cmocka_unit_test_setup_teardown(test_unreachable_and_usage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -493,6 +493,51 @@ static void test_tls_roundtrip_and_verification(void **state) {
     score_and_wait(f, &refused);
     assert_int_equal(refused.status, QPO_LLM_ERR_CONNECT);
     assert_int_equal(ts_requests(f->srv), 1);
+    /* Trusting the server's certificate as a CA (ca_file) verifies it: host and chain. */
+    char ca[] = "/tmp/qpo-ca-XXXXXX";
+    int fd = mkstemp(ca);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(ts_write_cert(f->srv, ca), 0);
+    qpo_llm_client_free(f->c);
+    t.ca_file = ca;
+    open_client(f, &t, false);
+    outcome trusted = {0};
+    score_and_wait(f, &trusted);
+    assert_int_equal(trusted.status, QPO_LLM_OK);
+    assert_int_equal(ts_requests(f->srv), 2);
+    unlink(ca);
+}
+
+/* A body that never ends used to be kept in memory until the worker died: the attempt stops
+ * at max_response_bytes (8 MiB unless the target says otherwise), is not retried, and its
+ * record says why. */
+static void test_endless_body_capped(void **state) {
+    fixture *f = *state;
+    ts_endless *e = ts_endless_start();
+    qpo_llm_client_free(f->c);
+    qpo_llm_target t = target_for(f);
+    t.base_url = ts_endless_url(e);
+    open_client(f, &t, false);
+    outcome o = {0};
+    score_and_wait(f, &o); /* the default cap */
+    assert_int_equal(o.status, QPO_LLM_ERR_TOO_LARGE);
+    assert_int_equal(o.attempts, 1);
+    assert_int_equal(f->r.n, 1);
+    assert_int_equal(f->r.status[0], QPO_LLM_ERR_TOO_LARGE);
+    qpo_llm_client_free(f->c);
+    t.max_response_bytes = 100000;
+    open_client(f, &t, false);
+    outcome small = {0};
+    score_and_wait(f, &small);
+    assert_int_equal(small.status, QPO_LLM_ERR_TOO_LARGE);
+    assert_int_equal(small.attempts, 1);
+    assert_int_equal(ts_endless_requests(e), 2);
+    assert_string_equal(qpo_llm_status_name(QPO_LLM_ERR_TOO_LARGE), "too_large");
+    assert_false(qpo_llm_status_retryable(QPO_LLM_ERR_TOO_LARGE));
+    qpo_llm_client_free(f->c);
+    f->c = NULL;
+    ts_endless_stop(e);
 }
 
 static void test_bad_arguments(void **state) {
@@ -527,6 +572,7 @@ int main(void) {
         T(test_rate_limited_client),
         T(test_free_cancels),
         T(test_bad_arguments),
+        T(test_endless_body_capped),
         /* Over TLS to an HTTP/1.1-only server: the client must not wait to multiplex. */
         cmocka_unit_test_setup_teardown(test_tls_roundtrip_and_verification, setup_tls, teardown),
         cmocka_unit_test_setup_teardown(test_hundreds_in_flight, setup_tls, teardown),

@@ -1,6 +1,7 @@
 /* Checkpoints: our layout round-trips bit for bit; Hugging Face GPT-2 files load with or
  * without the transformer. prefix, in bf16, with attn.bias buffers and lm_head ignored; every
  * mismatch (names, shapes, config, corruption) is a clear error. */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -184,7 +185,15 @@ static void expect_load_error(const char *name, const char *what, const char *co
         int64_t shape[2] = {t->shape[0], t->shape[1]};
         if (name && !strcmp(t->name, name) && !strcmp(what, "shrink"))
             shape[0]--;
+        float *poisoned = NULL;
+        if (name && !strcmp(t->name, name) && (!strcmp(what, "nan") || !strcmp(what, "inf"))) {
+            poisoned = malloc(sizeof(float) * t->numel);
+            memcpy(poisoned, x, sizeof(float) * t->numel);
+            poisoned[t->numel / 2] = !strcmp(what, "nan") ? NAN : -INFINITY;
+            x = poisoned;
+        }
         qpo_st_writer_add(w, t->name, QPO_ST_F32, t->ndim, shape, x);
+        free(poisoned);
     }
     if (name && !strcmp(what, "extra")) {
         int64_t one = 1;
@@ -217,6 +226,18 @@ static void test_mismatches(void **state) {
     expect_load_error(NULL, "", "[1,2]", "config");
 }
 
+/* A checkpoint whose weights went NaN/Inf (a diverged run, a flipped bit) is refused by file,
+ * tensor and kind instead of loading a policy that samples garbage. */
+static void test_non_finite(void **state) {
+    (void)state;
+    expect_load_error("h.0.attn.c_attn.weight", "nan", TINY_CFG,
+                      "bad.safetensors: tensor 'h.0.attn.c_attn.weight' holds a non-finite "
+                      "value (NaN)");
+    expect_load_error("ln_f.bias", "inf", TINY_CFG,
+                      "tensor 'ln_f.bias' holds a non-finite "
+                      "value (-Inf)");
+}
+
 static void test_truncated(void **state) {
     (void)state;
     qpo_policy *p = tiny(2);
@@ -240,6 +261,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip),  cmocka_unit_test(test_reward_embed_key),
         cmocka_unit_test(test_vocab_ids),  cmocka_unit_test(test_hf_backbone),
         cmocka_unit_test(test_mismatches), cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_non_finite),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[600];

@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
+#include "audit.h"
 #include "db.h"
+#include "llm_test_server.h"
 #include "pgtest.h"
 
 static qpo_pgtest *pg;
@@ -197,11 +201,51 @@ static void test_rewards_and_scores_are_written_once_and_never_changed(void **st
     PQfinish(conn);
 }
 
+static void on_done_status(const qpo_llm_result *r, void *user) {
+    *(qpo_llm_status *)user = r->status;
+}
+
+/* A target that streams a body without end: the call stops at max_response_bytes and its
+ * qpo.llm_calls row says so (status too_large, the limit in the error, a bounded prefix kept). */
+static void test_endless_response_is_recorded_too_large(void **state) {
+    (void)state;
+    PGconn *conn = connect_fresh();
+    ts_endless *srv = ts_endless_start();
+    struct event_base *base = event_base_new();
+    qpo_audit audit = {.conn = conn, .target = "endless", .worker = "test"};
+    qpo_llm_hooks hooks = qpo_audit_hooks(&audit);
+    qpo_llm_target t = {.name = "endless",
+                        .base_url = ts_endless_url(srv),
+                        .model = "m",
+                        .retry_budget = 3,
+                        .max_response_bytes = 200000};
+    qpo_err err = {0};
+    qpo_llm_client *c = qpo_llm_client_new(base, &t, &hooks, &err);
+    assert_non_null(c);
+    qpo_llm_status st = QPO_LLM_OK;
+    assert_int_equal(qpo_llm_score(c, "Tweet: x\nEmotion:", " Joy", on_done_status, &st, &err), 0);
+    assert_int_equal(qpo_llm_client_drain(c), 0);
+    assert_int_equal(st, QPO_LLM_ERR_TOO_LARGE);
+    assert_int_equal(audit.failed, 0);
+    assert_scalar(conn, "SELECT count(*) FROM qpo.llm_calls", "1");
+    assert_scalar(conn,
+                  "SELECT status || ' ' || http_status || ' ' || (length(response) <= 200000) || "
+                  "' ' || (error LIKE 'response body longer than 200000 bytes (the target''s "
+                  "max_response_bytes)%') FROM qpo.llm_calls",
+                  "too_large 200 true true");
+    qpo_llm_client_free(c);
+    event_base_free(base);
+    ts_endless_stop(srv);
+    json_decref(audit.hits);
+    PQfinish(conn);
+}
+
 int main(void) {
     pg = qpo_pgtest_start();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cache_finds_only_ok_live_calls_of_the_target),
         cmocka_unit_test(test_rewards_and_scores_are_written_once_and_never_changed),
+        cmocka_unit_test(test_endless_response_is_recorded_too_large),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     qpo_pgtest_stop(pg);

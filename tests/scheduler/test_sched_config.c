@@ -93,7 +93,7 @@ static void test_refusals_name_the_field(void **state) {
     expect_error("tasks", "[\"svamp\", \"svamp\"]", "tasks[1]: \"svamp\" is listed twice");
     expect_error("settings", "[\"one_shot\"]", "settings[0]: unknown setting \"one_shot\"");
     expect_error("seeds", "[0, -1]", "seeds[1]: must be an integer >= 0");
-    expect_error("seeds", "[3, 3]", "seeds[1]: 3 is listed twice");
+    expect_error("seeds", "[3, 3]", "seeds[1]: 3 is listed twice (first at seeds[0])");
     expect_error("loops", "0", "loops: must be an integer in [1, 100]");
     expect_error("targets", "[{\"name\": \"a\", \"base_url\": \"ftp://x\", \"model\": \"m\"}]",
                  "targets[0].base_url: \"ftp://x\" must start with http:// or https://");
@@ -109,6 +109,14 @@ static void test_refusals_name_the_field(void **state) {
                  "[{\"name\": \"a\", \"base_url\": \"http://x\", \"model\": \"m\", "
                  "\"max_inflight\": 0}]",
                  "targets[0].max_inflight: must be an integer in [1, 4096]");
+    expect_error("targets",
+                 "[{\"name\": \"a\", \"base_url\": \"http://x\", \"model\": \"m\", "
+                 "\"max_response_bytes\": 10}]",
+                 "targets[0].max_response_bytes: must be an integer in [1024, 1073741824]");
+    expect_error("targets",
+                 "[{\"name\": \"a\", \"base_url\": \"https://x\", \"model\": \"m\", "
+                 "\"ca_file\": \"\"}]",
+                 "targets[0].ca_file: must be a non-empty string");
     expect_error("hyper", "{\"lr_frist\": 0.1}", "hyper.lr_frist: unknown key; known: ");
     expect_error("hyper", "{\"top_p\": 1.5}", "hyper.top_p: must be a number in [0, 1]");
     expect_error("policy", "{\"size\": \"huge\"}", "policy.size: unknown size \"huge\"");
@@ -227,6 +235,112 @@ static void test_d0_build_is_shared_by_seeds(void **state) {
     json_decref(cfg);
 }
 
+/* n seeds 0..n-1, then `dup` again when dup >= 0. */
+static json_t *seeds(size_t n, long long dup) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_integer((json_int_t)i));
+    if (dup >= 0)
+        json_array_append_new(a, json_integer(dup));
+    return a;
+}
+
+static const char *resolve_error(json_t *cfg, qpo_err *err) {
+    json_t *r = qpo_config_resolve(cfg, err);
+    if (r)
+        fail_msg("accepted");
+    assert_int_equal(err->code, QPO_EXIT_USAGE);
+    return err->msg;
+}
+
+/* 20,000 seeds used to be planned into 595k jobs and 100k seeds hung qpo submit in a
+ * quadratic duplicate check: the lists are bounded by limits the config can raise, and the
+ * duplicate checks are linear (100k seeds with the limit raised answer at once). */
+static void test_limits_bound_the_lists(void **state) {
+    json_t *cfg = with(NULL, NULL);
+    qpo_err err = {0};
+    json_object_set_new(cfg, "seeds", seeds(100000, -1));
+    assert_string_equal(resolve_error(cfg, &err), "seeds: 100000 seeds is more than "
+                                                  "limits.max_seeds (1000); raise it in the "
+                                                  "config if meant");
+    json_object_set_new(cfg, "limits",
+                        json_pack("{sisi}", "max_seeds", 200000, "max_runs", 200000));
+    json_object_set_new(cfg, "seeds", seeds(100000, 99998));
+    assert_string_equal(resolve_error(cfg, &err),
+                        "seeds[100000]: 99998 is listed twice (first at seeds[99998])");
+    json_object_set_new(cfg, "seeds", seeds(100000, -1));
+    json_t *r = qpo_config_resolve(cfg, &err);
+    assert_non_null(r);
+    assert_int_equal(json_array_size(json_object_get(r, "seeds")), 100000);
+    json_decref(r);
+    json_decref(cfg);
+
+    cfg = with("tasks", "[\"svamp\", \"gsm8k\"]");
+    json_object_set_new(cfg, "settings", json_pack("[ss]", "zero_shot", "few_shot"));
+    json_object_set_new(cfg, "seeds", seeds(300, -1));
+    assert_string_equal(resolve_error(cfg, &err),
+                        "tasks x settings x seeds x targets: 1200 runs is more than "
+                        "limits.max_runs (1000); raise it in the config if meant");
+    json_object_set_new(cfg, "limits", json_pack("{si}", "max_runs", 1200));
+    r = qpo_config_resolve(cfg, &err);
+    assert_non_null(r);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "limits"), "max_runs")),
+                     1200);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "limits"), "max_seeds")),
+                     QPO_LIMIT_SEEDS);
+    json_decref(r);
+    json_decref(cfg);
+
+    cfg = with(NULL, NULL);
+    json_t *b = json_array();
+    for (int i = 0; i <= QPO_LIMIT_BASELINES; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "b%d", i);
+        json_array_append_new(b, json_pack("{ssss}", "name", name, "prompt", ""));
+    }
+    json_object_set_new(cfg, "baselines", b);
+    assert_non_null(strstr(resolve_error(cfg, &err), "baselines: 101 baselines is more than "
+                                                     "limits.max_baselines (100)"));
+    json_decref(cfg);
+    expect_error("limits", "{\"max_jobs\": 5}", "limits.max_jobs: unknown key; known: ");
+    expect_error("limits", "{\"max_seeds\": 0}", "limits.max_seeds: must be an integer in");
+}
+
+static char *temp_file(const char *text, size_t pad) {
+    char *path = strdup("/tmp/qpo-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    for (size_t i = 0; i < pad; i++)
+        fputc(' ', f);
+    fclose(f);
+    return path;
+}
+
+/* A config file is refused unparsed past QPO_CONFIG_MAX_BYTES (a flag raises it), and a
+ * device that never ends (/dev/zero) stops at the same cap. */
+static void test_config_size_is_bounded(void **state) {
+    char *path = temp_file(base_config, (size_t)QPO_CONFIG_MAX_BYTES);
+    qpo_err err = {0};
+    assert_null(qpo_config_load_file(path, &err));
+    assert_int_equal(err.code, QPO_EXIT_USAGE);
+    char want[256];
+    snprintf(want, sizeof want, "%s: the config file is larger than %lld bytes", path,
+             QPO_CONFIG_MAX_BYTES);
+    assert_string_equal(err.msg, want);
+    assert_non_null(strstr(err.hint, "--max-config-bytes"));
+    json_t *cfg = qpo_config_load_file_max(path, 2 * QPO_CONFIG_MAX_BYTES, &err);
+    assert_non_null(cfg);
+    json_decref(cfg);
+    unlink(path);
+    free(path);
+    qpo_err zero = {0};
+    assert_null(qpo_config_load_file_max("/dev/zero", 4096, &zero));
+    assert_int_equal(zero.code, QPO_EXIT_USAGE);
+    assert_non_null(strstr(zero.msg, "/dev/zero"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_are_the_recipe),
@@ -234,6 +348,8 @@ int main(void) {
         cmocka_unit_test(test_shipped_examples_are_valid),
         cmocka_unit_test(test_unparsable_file_names_line),
         cmocka_unit_test(test_d0_build_is_shared_by_seeds),
+        cmocka_unit_test(test_limits_bound_the_lists),
+        cmocka_unit_test(test_config_size_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -301,6 +301,111 @@ static void test_malformed_rows(void **state) {
     assert_int_equal(r.exit_code, 2);
     assert_non_null(strstr(r.err, "differ from the ones already imported"));
     assert_count(conn, "SELECT count(*) FROM qpo.task_items WHERE task = 'tweet_emotion'", 1);
+    /* The refusal used to blame runs that did not exist and lock the task for good: with no
+     * run on the task it says so and --replace swaps the split's items. */
+    assert_non_null(strstr(r.err, "no run uses the items of tweet_emotion yet: pass --replace"));
+    const char *replace[] = {"data",
+                             "import",
+                             "tweet_emotion",
+                             tmp("x/data.jsonl"),
+                             "--upstream-split",
+                             "validation",
+                             "--replace",
+                             NULL};
+    import_ok(info, replace, &r);
+    assert_non_null(strstr(r.out, "tweet_emotion: 1 rows replaced"));
+    assert_count(conn,
+                 "SELECT count(*) FROM qpo.task_items WHERE task = 'tweet_emotion' AND "
+                 "query LIKE '%changed%'",
+                 1);
+    assert_count(conn, "SELECT count(*) FROM qpo.task_items WHERE task = 'tweet_emotion'", 2);
+    /* Once a run (of any state) uses the task, neither path changes its items. */
+    assert_count(conn,
+                 "WITH t AS (INSERT INTO qpo.targets (name, base_url, model) VALUES ('t', "
+                 "'http://127.0.0.1:9', 'm') RETURNING 1), e AS (INSERT INTO qpo.experiments "
+                 "(name, config, state) VALUES ('e', '{}', 'cancelled') RETURNING id) "
+                 "SELECT count(*) FROM t, e",
+                 1);
+    assert_count(conn,
+                 "WITH r AS (INSERT INTO qpo.runs (experiment_id, task, setting, target, seed, "
+                 "loops, state) SELECT id, 'tweet_emotion', 'zero_shot', 't', 0, 1, 'cancelled' "
+                 "FROM qpo.experiments RETURNING 1) SELECT count(*) FROM r",
+                 1);
+    write_file("x/data.jsonl", "{\"text\": \"third\", \"label\": 0}\n");
+    qpo_run(&r, info, NULL, replace);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "--replace refused: runs use the items of tweet_emotion"));
+    assert_non_null(strstr(r.err, "1 run(s) use the items of tweet_emotion (first: run "));
+    qpo_run(&r, info, NULL, named);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "so qpo never overwrites them"));
+    assert_count(conn, "SELECT count(*) FROM qpo.task_items WHERE query = 'third'", 0);
+    PQfinish(conn);
+}
+
+/* GSM8K's gold "#### 1e999" matched the number pattern as "1" and was stored as a wrong gold;
+ * a SVAMP answer that reads back as another number is refused the same way. */
+static void test_golds_that_do_not_round_trip(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    write_file("gold/train.jsonl", "{\"question\": \"q1\", \"answer\": \"x #### 4\"}\n"
+                                   "{\"question\": \"q2\", \"answer\": \"x #### 1e999\"}\n");
+    qpo_run_result r;
+    const char *gsm[] = {"data", "import", "gsm8k", tmp("gold/train.jsonl"), NULL};
+    qpo_run(&r, info, NULL, gsm);
+    assert_int_equal(r.exit_code, 2);
+    char where[1100];
+    snprintf(where, sizeof(where), "%s:2: GSM8K gold \"1e999\" is not a plain decimal number",
+             tmp("gold/train.jsonl"));
+    if (!strstr(r.err, where))
+        fail_msg("expected %s in: %s", where, r.err);
+    write_file("gold/svamp.json", "[{\"Body\": \"b\", \"Question\": \"q\", \"Answer\": 2.5},"
+                                  " {\"Body\": \"b\", \"Question\": \"q\", \"Answer\": 1e-9}]");
+    const char *sv[] = {"data", "import", "svamp", tmp("gold/svamp.json"), NULL};
+    qpo_run(&r, info, NULL, sv);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "element 1"));
+    assert_non_null(strstr(r.err, "would be stored as \"0\", another number"));
+    write_file("gold/svamp.json",
+               "[{\"Body\": \"b\", \"Question\": \"q\", \"Answer\": \"12 apples\"}]");
+    qpo_run(&r, info, NULL, sv);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "not a finite number"));
+    PGconn *conn = test_connect(info);
+    assert_count(conn, "SELECT count(*) FROM qpo.task_items", 0);
+    PQfinish(conn);
+}
+
+/* /dev/zero or a file with one huge line used to grow getline()'s buffer without bound: each
+ * line reader stops at QPO_MAX_LINE_BYTES with the file and line, and writes nothing. */
+static void test_endless_lines_refused(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    qpo_run_result r;
+    const char *zero[] = {"data",  "import",           "gsm8k", "/dev/zero", "--format",
+                          "jsonl", "--upstream-split", "train", NULL};
+    qpo_run(&r, info, NULL, zero);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "/dev/zero:1: a line longer than 1048576 bytes"));
+    char *huge = malloc(2u << 20);
+    memset(huge, 'x', (2u << 20) - 2);
+    memcpy(huge, "\"1\",\"a\",\"", 9);
+    huge[(2u << 20) - 2] = '\n';
+    huge[(2u << 20) - 1] = '\0';
+    write_file("huge/ag_train.csv", huge);
+    write_file("huge/train_text.txt", huge);
+    write_file("huge/train_labels.txt", "0\n");
+    free(huge);
+    const char *csv[] = {"data", "import", "ag_news", tmp("huge/ag_train.csv"), NULL};
+    qpo_run(&r, info, NULL, csv);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "ag_train.csv:1: a line longer than 1048576 bytes"));
+    const char *tw[] = {"data", "import", "tweet_emotion", tmp("huge/train_text.txt"), NULL};
+    qpo_run(&r, info, NULL, tw);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "train_text.txt:1: a line longer than 1048576 bytes"));
+    PGconn *conn = test_connect(info);
+    assert_count(conn, "SELECT count(*) FROM qpo.task_items", 0);
     PQfinish(conn);
 }
 
@@ -386,6 +491,8 @@ int main(void) {
         cmocka_unit_test(test_shared_data_exact_counts),
         cmocka_unit_test(test_native_formats),
         cmocka_unit_test(test_malformed_rows),
+        cmocka_unit_test(test_endless_lines_refused),
+        cmocka_unit_test(test_golds_that_do_not_round_trip),
         cmocka_unit_test(test_d0_malformed_record),
         cmocka_unit_test(test_d0_import_agrees_with_reward_path_at_half),
     };

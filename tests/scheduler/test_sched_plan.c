@@ -335,6 +335,41 @@ static void test_invalid_config_by_cli_writes_nothing(void **state) {
     PQfinish(conn);
 }
 
+/* `--name ""` used to reach the database and print a raw CHECK violation with the whole row
+ * (the config included); it is refused by name now, and any CHECK violation that does reach
+ * a command names its constraint and table instead of the row. A file over
+ * --max-config-bytes is refused unread. */
+static void test_empty_name_and_big_file_refused(void **state) {
+    char info[1024];
+    snprintf(info, sizeof(info), "%s", qpo_pgtest_new_db(pg));
+    char *path = write_temp(dag_config);
+    qpo_run_result r;
+    const char *argv[] = {"submit", path, "--name", "", NULL};
+    qpo_run(&r, info, NULL, argv);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "qpo: error: --name: must not be empty"));
+    assert_null(strstr(r.err, "Failing row"));
+    const char *small[] = {"submit", path, "--max-config-bytes", "100", NULL};
+    qpo_run(&r, info, NULL, small);
+    assert_int_equal(r.exit_code, 2);
+    assert_non_null(strstr(r.err, "the config file is larger than 100 bytes"));
+    const char *nonsense[] = {"submit", path, "--max-config-bytes", "lots", NULL};
+    qpo_run(&r, info, NULL, nonsense);
+    assert_int_equal(r.exit_code, 2);
+    unlink(path);
+    free(path);
+    PGconn *conn = test_connect(info);
+    assert_int_equal(q_int(conn, "SELECT count(*) FROM qpo.experiments"), 0);
+    qpo_err err = {0};
+    const char *params[] = {"", "{\"seeds\": [1], \"secret\": \"in-the-row\"}"};
+    assert_null(qpo_db_query(conn, "INSERT INTO qpo.experiments (name, config) VALUES ($1, $2)", 2,
+                             params, &err));
+    assert_string_equal(err.sqlstate, "23514");
+    assert_string_equal(err.detail, "constraint experiments_name_check of table experiments");
+    assert_null(strstr(err.msg, "in-the-row"));
+    PQfinish(conn);
+}
+
 /* A password in a target URL used to be stored in qpo.targets and printed back. */
 static void test_credentials_in_target_url_are_refused(void **state) {
     char info[1024];
@@ -576,6 +611,7 @@ int main(void) {
         cmocka_unit_test(test_submit_by_cli_and_plan_exact_dag),
         cmocka_unit_test(test_submit_by_sql_notifies_and_plans),
         cmocka_unit_test(test_invalid_config_by_cli_writes_nothing),
+        cmocka_unit_test(test_empty_name_and_big_file_refused),
         cmocka_unit_test(test_credentials_in_target_url_are_refused),
         cmocka_unit_test(test_pretrained_without_weights_warns_at_submit),
         cmocka_unit_test(test_invalid_config_by_sql_is_marked_invalid),

@@ -99,6 +99,27 @@ static void test_byte_tokenizer(void **state) {
     assert_string_equal(out, "Hi<|endoftext|>\n");
 }
 
+/* /dev/zero has no newline: getline() grew its buffer until memory ran out. The line cap
+ * stops it with an error naming the line, and nothing is written. */
+static void test_endless_line_refused(void **state) {
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "'%s' tokenize --bytes < /dev/zero > '%s/stdout' 2> '%s/stderr'",
+             qpo_test_binary(), dir, dir);
+    int status = system(cmd);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 2);
+    slurp("stdout", out, sizeof(out));
+    slurp("stderr", errout, sizeof(errout));
+    assert_string_equal(out, "");
+    assert_non_null(strstr(errout, "stdin line 1: longer than 1048576 bytes"));
+    /* A long line under the cap is still text. */
+    char *big = malloc(1000001);
+    memset(big, 'a', 1000000);
+    big[1000000] = '\0';
+    assert_int_equal(qpo("", "tokenize --bytes", big), 0);
+    free(big);
+}
+
 static void test_missing_vocabulary(void **state) {
     assert_int_equal(qpo("", "tokenize", "Hello\n"), 2);
     assert_non_null(strstr(errout, "no GPT-2 BPE vocabulary"));
@@ -196,6 +217,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_and_decode),
         cmocka_unit_test(test_byte_tokenizer),
+        cmocka_unit_test(test_endless_line_refused),
         cmocka_unit_test(test_missing_vocabulary),
         cmocka_unit_test(test_bad_bpe_dir),
         cmocka_unit_test(test_decode_errors_name_the_line),

@@ -37,6 +37,7 @@ struct req {
     CURL *easy; /* non-NULL while on the wire */
     char *resp;
     size_t resp_len, resp_cap;
+    bool too_large; /* the body passed max_response_bytes: the transfer was stopped */
     char errbuf[CURL_ERROR_SIZE];
     double t_start;
     struct event *backoff;
@@ -55,7 +56,7 @@ struct qpo_llm_client {
     struct event *timer; /* libcurl's timeout */
     struct event *kick;  /* runs the dispatcher from the loop */
     struct event *rate_wait;
-    char *name, *model, *key, *url[2];
+    char *name, *model, *key, *url[2], *ca_file;
     qpo_llm_target t;
     qpo_llm_hooks hooks;
     struct curl_slist *headers;
@@ -204,6 +205,10 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
 static size_t on_body(char *data, size_t size, size_t n, void *arg) {
     req *r = arg;
     size_t len = size * n;
+    if (r->resp_len + len > (size_t)r->c->t.max_response_bytes) {
+        r->too_large = true;
+        return 0; /* libcurl ends the transfer with CURLE_WRITE_ERROR */
+    }
     if (r->resp_len + len + 1 > r->resp_cap) {
         size_t cap = r->resp_cap ? r->resp_cap : 4096;
         while (cap < r->resp_len + len + 1)
@@ -271,6 +276,8 @@ static void start_attempt(qpo_llm_client *c, req *r) {
                      c->t.no_http2 ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, c->t.insecure_tls ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, c->t.insecure_tls ? 0L : 2L);
+    if (c->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     r->easy = e;
     c->inflight++;
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
@@ -321,6 +328,15 @@ static void transfer_ended(qpo_llm_client *c, CURL *e, CURLcode rc) {
     r->easy = NULL;
     c->inflight--;
     char msg[CURL_ERROR_SIZE + 64];
+    if (r->too_large) {
+        snprintf(msg, sizeof msg,
+                 "response body longer than %ld bytes (the target's max_response_bytes); the "
+                 "first %zu bytes are kept",
+                 c->t.max_response_bytes, r->resp_len);
+        r->too_large = false;
+        finish_attempt(r, QPO_LLM_ERR_TOO_LARGE, http, msg, -1);
+        return;
+    }
     if (rc != CURLE_OK) {
         snprintf(msg, sizeof msg, "%s: %s", curl_easy_strerror(rc), r->errbuf);
         finish_attempt(r, classify_curl(rc), http, msg, -1);
@@ -619,6 +635,8 @@ static void apply_defaults(qpo_llm_target *t) {
         t->backoff_base_ms = 200;
     if (t->backoff_max_ms <= 0)
         t->backoff_max_ms = 30000;
+    if (t->max_response_bytes <= 0)
+        t->max_response_bytes = QPO_LLM_MAX_RESPONSE_BYTES;
 }
 
 static int global_init(qpo_err *err) {
@@ -654,6 +672,8 @@ qpo_llm_client *qpo_llm_client_new(struct event_base *base, const qpo_llm_target
     c->url[QPO_LLM_COMPLETIONS] = join_url(target->base_url, "/v1/completions");
     c->url[QPO_LLM_CHAT] = join_url(target->base_url, "/v1/chat/completions");
     c->tls = !strncasecmp(target->base_url, "https:", 6);
+    c->ca_file = target->ca_file ? strdup(target->ca_file) : NULL;
+    c->t.ca_file = c->ca_file;
     c->t.name = c->name;
     c->t.model = c->model;
     c->t.api_key = NULL;
@@ -669,9 +689,9 @@ qpo_llm_client *qpo_llm_client_new(struct event_base *base, const qpo_llm_target
     c->last_refill = now_ms();
     c->rps_tokens = c->t.requests_per_s < 1 ? 1 : c->t.requests_per_s;
     c->tpm_tokens = c->t.tokens_per_min / 6;
-    if (!c->name || !c->model || (target->api_key && *target->api_key && !c->key) || !c->url[0] ||
-        !c->url[1] || !c->pool || !c->multi || !c->timer || !c->kick || !c->rate_wait ||
-        setup_headers(c) < 0) {
+    if (!c->name || !c->model || (target->api_key && *target->api_key && !c->key) ||
+        (target->ca_file && !c->ca_file) || !c->url[0] || !c->url[1] || !c->pool || !c->multi ||
+        !c->timer || !c->kick || !c->rate_wait || setup_headers(c) < 0) {
         qpo_llm_client_free(c);
         qpo_err_set(err, QPO_EXIT_RUNTIME, "cannot set up the LLM client (out of memory?)");
         return NULL;
@@ -736,6 +756,7 @@ void qpo_llm_client_free(qpo_llm_client *c) {
     qpo_llm_free_secret(c->key);
     free(c->url[0]);
     free(c->url[1]);
+    free(c->ca_file);
     free(c);
 }
 

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "target_limits.h"
 
 struct event_base;
 
@@ -43,6 +44,7 @@ typedef enum qpo_llm_status {
     QPO_LLM_ERR_SPAN,         /* no echoed token starts inside the continuation's offsets */
     QPO_LLM_ERR_CANCELLED,    /* the client was freed with the request pending or in flight */
     QPO_LLM_ERR_INTERNAL,     /* libcurl or allocation failure */
+    QPO_LLM_ERR_TOO_LARGE,    /* body longer than max_response_bytes: stopped, not retried */
 } qpo_llm_status;
 
 /* "ok", "connect", "timeout", "dropped", "rate_limited", "server", "client", "malformed",
@@ -72,14 +74,18 @@ typedef struct qpo_llm_target {
     int backoff_max_ms;     /* 30000: cap of one backoff; Retry-After up to max(10x, 60 s) */
     bool no_http2;          /* false: offer HTTP/2 over TLS (h2c is never attempted) */
     bool insecure_tls;      /* false: verify the server's certificate */
+    /* 8 MiB: a response body longer than this ends the attempt (a broken endpoint once
+     * streamed 770 MB in 5 s into memory). */
+    long max_response_bytes;
+    const char *ca_file; /* NULL: the system's CAs; else a PEM file of CAs trusted for TLS */
 } qpo_llm_target;
 
 /* Fills *t from a qpo.targets row: name, base_url, model and its config object (keys
  * api_key_env or api_key_file, max_inflight, requests_per_s, tokens_per_min,
- * connect_timeout_ms, timeout_ms, retry_budget; a retry_budget of 0 there means no retries,
- * not the default). The key is resolved and *key_out gets it
- * (t->api_key points to it; free it with qpo_llm_free_secret). Strings of t point into the
- * arguments. Unknown keys or wrong types: QPO_EXIT_USAGE. */
+ * connect_timeout_ms, timeout_ms, retry_budget, max_response_bytes, ca_file; a retry_budget of 0
+ * there means no retries, not the default). The key is resolved and *key_out gets it (t->api_key
+ * points to it; free it with qpo_llm_free_secret). Strings of t point into the arguments. Unknown
+ * keys or wrong types: QPO_EXIT_USAGE. */
 int qpo_llm_target_from_json(const char *name, const char *base_url, const char *model,
                              const json_t *config, qpo_llm_target *t, char **key_out, qpo_err *err);
 

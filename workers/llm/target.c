@@ -24,6 +24,7 @@ const char *qpo_llm_status_name(qpo_llm_status s) {
         [QPO_LLM_ERR_SPAN] = "span",
         [QPO_LLM_ERR_CANCELLED] = "cancelled",
         [QPO_LLM_ERR_INTERNAL] = "internal",
+        [QPO_LLM_ERR_TOO_LARGE] = "too_large",
     };
     if ((unsigned)s < sizeof names / sizeof names[0] && names[s])
         return names[s];
@@ -145,6 +146,25 @@ static int apply_key(qpo_llm_target *t, const char *key, const json_t *v, qpo_er
         *(key[0] == 'r' ? &t->requests_per_s : &t->tokens_per_min) = d;
         return 0;
     }
+    if (!strcmp(key, "max_response_bytes")) {
+        if (!json_is_integer(v) || json_integer_value(v) < QPO_LLM_MIN_RESPONSE_CAP ||
+            json_integer_value(v) > QPO_LLM_MAX_RESPONSE_CAP) {
+            qpo_err_set(err, QPO_EXIT_USAGE,
+                        "target config: max_response_bytes must be an integer in %ld..%ld",
+                        QPO_LLM_MIN_RESPONSE_CAP, QPO_LLM_MAX_RESPONSE_CAP);
+            return -1;
+        }
+        t->max_response_bytes = (long)json_integer_value(v);
+        return 0;
+    }
+    if (!strcmp(key, "ca_file")) {
+        if (!json_is_string(v) || !json_string_length(v)) {
+            qpo_err_set(err, QPO_EXIT_USAGE, "target config: ca_file must be a non-empty string");
+            return -1;
+        }
+        t->ca_file = json_string_value(v);
+        return 0;
+    }
     if (!strcmp(key, "api_key_env") || !strcmp(key, "api_key_file")) {
         if (json_is_string(v))
             return 0;
@@ -153,7 +173,8 @@ static int apply_key(qpo_llm_target *t, const char *key, const json_t *v, qpo_er
     }
     qpo_err_set(err, QPO_EXIT_USAGE, "target config: unknown key \"%s\"", key);
     qpo_err_hint(err, "known keys: api_key_env, api_key_file, max_inflight, requests_per_s, "
-                      "tokens_per_min, connect_timeout_ms, timeout_ms, retry_budget");
+                      "tokens_per_min, connect_timeout_ms, timeout_ms, retry_budget, "
+                      "max_response_bytes, ca_file");
     return -1;
 }
 
