@@ -47,6 +47,16 @@ done
 got=$(services_of "$tmp/sim.yaml" -)
 want="data migrate postgres reward-worker scheduler "
 [[ $got == "$want" ]] && pass "always on: $got" || fail "services without a profile: [$got], want [$want]"
+# Least privilege: only migrate (and the images not ours) log in as the schema's owner.
+owners=$(python3 -c '
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+for name, s in sorted(d["services"].items()):
+    env = s.get("environment") or {}
+    if name not in ("postgres", "migrate", "vllm") and not env.get("QPO_DB_ROLE"):
+        print(name)' "$tmp/sim.yaml" | tr '\n' ' ')
+[[ -z $owners ]] && pass "every qpo service but migrate has a QPO_DB_ROLE login" ||
+  fail "services logging in as the schema owner: [$owners]: set QPO_DB_ROLE (docs/roles.md)"
 if grep -nEi '(password|api_key|token|secret)[a-z_]*: *[^$ ]' docker/compose.yaml; then
   fail "docker/compose.yaml holds a secret's value (above): secrets go in the env file"
 else
@@ -73,7 +83,7 @@ for df in docker/*.Dockerfile; do
 done
 
 # --- scripts ---------------------------------------------------------------------------
-if shellcheck -s sh docker/entrypoint.sh docker/check-version.sh &&
+if shellcheck -s sh docker/entrypoint.sh docker/check-version.sh docker/postgres-init/*.sh &&
    shellcheck scripts/install-deps.sh docker/deploy-check.sh qpo.sh; then
   pass "shellcheck"
 else
@@ -85,6 +95,7 @@ cat >"$tmp/bin/qpo" <<'STUB'
 # A stand-in for qpo: shows what the entrypoint hands over.
 echo "args: $*"
 echo "PGPASSWORD=${PGPASSWORD:-}"
+echo "PGUSER=${PGUSER:-} PGOPTIONS=${PGOPTIONS:-}"
 echo "QPO_BPE_DIR=$QPO_BPE_DIR QPO_PROMPTS_DIR=$QPO_PROMPTS_DIR"
 STUB
 chmod +x "$tmp/bin/qpo"
@@ -101,6 +112,15 @@ out=$(env -i PATH="$tmp/bin:/usr/bin:/bin" PGPASSWORD_FILE="$tmp/none" \
       sh docker/entrypoint.sh scheduler 2>&1) && rc=0 || rc=$?
 [[ $rc == 2 && $out == *"PGPASSWORD_FILE=$tmp/none cannot be read"* ]] &&
   pass "entrypoint: an unreadable secret file stops it (exit 2)" || fail "entrypoint: rc $rc: $out"
+out=$(env -i PATH="$tmp/bin:/usr/bin:/bin" QPO_DB_ROLE=worker QPO_WORKER_PASSWORD=w0rk \
+      QPO_CACHE_DIR="$tmp/cache" sh docker/entrypoint.sh worker 2>&1) || true
+grep -q '^PGPASSWORD=w0rk$' <<<"$out" && grep -q '^PGUSER=qpo_work PGOPTIONS=-c role=qpo_worker$' <<<"$out" &&
+  pass "entrypoint: QPO_DB_ROLE=worker logs in as its role" ||
+  fail "entrypoint: QPO_DB_ROLE=worker: $out"
+out=$(env -i PATH="$tmp/bin:/usr/bin:/bin" QPO_DB_ROLE=admin sh docker/entrypoint.sh scheduler 2>&1) &&
+  rc=0 || rc=$?
+[[ $rc == 2 && $out == *"QPO_DB_ROLE=admin is not"* ]] && pass "entrypoint: an unknown QPO_DB_ROLE stops it" ||
+  fail "entrypoint: QPO_DB_ROLE=admin: rc $rc: $out"
 
 # --- the images' packages --------------------------------------------------------------
 if scripts/install-deps.sh build runtime; then

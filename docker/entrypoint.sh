@@ -7,11 +7,15 @@
 #  - the data folder: QPO_FETCH="tweet_emotion gpt2-bpe ..." fetches those data sets into the
 #    cache volume first (qpo data fetch, checksummed, a no-op when present), and the workers'
 #    tokenizer and prompt folders default to the data folder's (QPO_DATA_DIR, else the cache);
+#  - the database login: QPO_DB_ROLE=scheduler|worker|reader logs the process in as that
+#    component's login role (docs/roles.md; docker/postgres-init makes them) with its password
+#    from QPO_<ROLE>_PASSWORD; without it, PGUSER (the schema owner, for `qpo db migrate`);
 #  - `health`: the image's HEALTHCHECK. With a database configured, the database answers and
 #    the schema is readable (qpo db status); otherwise the binary runs.
 set -eu
 
-for name in ${QPO_SECRET_VARS:-PGPASSWORD QPO_TARGET_API_KEY HF_TOKEN}; do
+secret_vars="PGPASSWORD QPO_SCHEDULER_PASSWORD QPO_WORKER_PASSWORD QPO_READER_PASSWORD"
+for name in ${QPO_SECRET_VARS:-$secret_vars QPO_TARGET_API_KEY HF_TOKEN}; do
     eval "file=\${${name}_FILE:-}" "value=\${${name}:-}"
     if [ -n "$file" ] && [ -z "$value" ]; then
         if [ ! -r "$file" ]; then
@@ -22,6 +26,20 @@ for name in ${QPO_SECRET_VARS:-PGPASSWORD QPO_TARGET_API_KEY HF_TOKEN}; do
         export "$name=$value"
     fi
 done
+
+case "${QPO_DB_ROLE:-}" in
+    "") ;;
+    scheduler) export PGUSER=qpo_sched PGPASSWORD="${QPO_SCHEDULER_PASSWORD:-}" ;;
+    reader) export PGUSER=qpo_read PGPASSWORD="${QPO_READER_PASSWORD:-}" ;;
+    # Acting as the group role makes the checkpoints' large objects the group's, so a trainer
+    # on another host can read and prune them (docs/roles.md).
+    worker) export PGUSER=qpo_work PGPASSWORD="${QPO_WORKER_PASSWORD:-}" \
+        PGOPTIONS="-c role=qpo_worker" ;;
+    *)
+        echo "qpo-entrypoint: QPO_DB_ROLE=$QPO_DB_ROLE is not scheduler, worker or reader" >&2
+        exit 2
+        ;;
+esac
 
 data_dir=${QPO_DATA_DIR:-${QPO_CACHE_DIR:-/var/cache/qpo}}
 export QPO_BPE_DIR="${QPO_BPE_DIR:-$data_dir/gpt2_bpe}"
