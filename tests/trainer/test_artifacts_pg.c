@@ -298,16 +298,6 @@ static void test_store_save_is_fenced(void **state) {
     tfx_teardown(&f);
 }
 
-static int files_under(const char *root) {
-    char cmd[600], buf[32] = "";
-    snprintf(cmd, sizeof cmd, "find '%s' -type f | wc -l", root);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    assert_non_null(fgets(buf, sizeof buf, p));
-    pclose(p);
-    return atoi(buf);
-}
-
 /* The train job with artifacts in pg (stopped after epoch 1 and resumed, as a retry would)
  * ends on the dir store's bytes, leaves no file on the worker's disk, and evaluate-generate
  * reads the weights back from the database into the same prompts. */
@@ -336,7 +326,7 @@ static void test_train_in_pg_matches_dir(void **state) {
              (long long)p->run_id);
     assert_string_equal(a, want);
     free(a);
-    assert_int_equal(files_under(p->ckpt_root), 0);
+    assert_int_equal(tfx_count_files(p->ckpt_root, true), 0);
     assert_int_equal(db_ll(p->conn, "SELECT count(*) FROM qpo.checkpoint_epochs"), 1);
 
     char gen[256];

@@ -183,18 +183,6 @@ static void test_sigkill_mid_training_resumes_bitwise(void **state) {
     tfx_teardown(&f);
 }
 
-/* Files under ROOT, scratch copies (.tmp-*) included or not. */
-static int files_under(const char *root, int with_scratch) {
-    char cmd[600], buf[32] = "";
-    snprintf(cmd, sizeof cmd, "find '%s' -type f %s | wc -l", root,
-             with_scratch ? "" : "-not -path '*/.tmp-*'");
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    assert_non_null(fgets(buf, sizeof buf, p));
-    pclose(p);
-    return atoi(buf);
-}
-
 /* Two "hosts" that share only PostgreSQL: two gpu workers with separate, empty checkpoint
  * folders and --artifacts pg. The one holding the train job is SIGKILLed once epoch 2 is in
  * the database; the other, already running, reaps the lease, resumes from epoch 2 read out of
@@ -270,8 +258,8 @@ static void test_two_hosts_share_only_postgres(void **state) {
     assert_string_equal(sa, sb);
     /* The survivor's folder keeps nothing; the victim's at most the scratch copy it was killed
      * with (removed when a worker next opens that loop there), never an epoch. */
-    assert_int_equal(files_under(victim ? host_a : host_b, 1), 0);
-    assert_int_equal(files_under(victim ? host_b : host_a, 0), 0);
+    assert_int_equal(tfx_count_files(victim ? host_a : host_b, true), 0);
+    assert_int_equal(tfx_count_files(victim ? host_b : host_a, false), 0);
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM pg_largeobject_metadata m WHERE NOT "
                                    "EXISTS (SELECT 1 FROM qpo.artifacts a WHERE a.oid = m.oid)"),
                      0);

@@ -145,6 +145,23 @@ void tfx_rm_rf(const char *path) {
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static int counted_files;
+static bool counting_scratch;
+
+static int count_one(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb, (void)ftw;
+    if (type == FTW_F && (counting_scratch || !strstr(path, "/.tmp-")))
+        counted_files++;
+    return 0;
+}
+
+int tfx_count_files(const char *root, bool with_scratch) {
+    counted_files = 0;
+    counting_scratch = with_scratch;
+    nftw(root, count_one, 16, FTW_PHYS);
+    return counted_files;
+}
+
 void tfx_teardown(tfx *f) {
     PQfinish(f->conn);
     tfx_rm_rf(f->ckpt_root);

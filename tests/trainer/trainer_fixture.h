@@ -4,6 +4,7 @@
 /* A hand-built run for the trainer tests: an experiment with a tiny config (byte tokenizer,
  * a few epochs), task items in collect/test splits, and a small D_0, in a fresh database. */
 
+#include <stdbool.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 
@@ -49,5 +50,7 @@ void tfx_payload(const tfx *f, const char *kind, int loop, char *out, size_t len
 
 /* Removes a folder tree. */
 void tfx_rm_rf(const char *path);
+/* Regular files under root; a worker's scratch copies (".tmp-*") only when with_scratch. */
+int tfx_count_files(const char *root, bool with_scratch);
 
 #endif
