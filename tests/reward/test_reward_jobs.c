@@ -246,6 +246,20 @@ static void test_reward_job_completes_through_30_percent_faults(void **state) {
     free(conninfo);
 }
 
+/* A killed client's server processes live on until they notice the closed socket, and a COMMIT
+ * they had already received still lands: counting the dead worker's rows before they are gone
+ * can miss its last insert. */
+static void wait_backends_gone(PGconn *conn, const char *application_name) {
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'",
+             application_name);
+    for (int i = 0; i < 1000 && db_count(conn, sql) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(db_count(conn, sql), 0);
+}
+
 /* item -> (prediction, raw, norm) of a finished batch, to compare runs. */
 static char *rewards_fingerprint(PGconn *conn) {
     return db_scalar(conn, "SELECT string_agg(item_id || ':' || prediction || ':' || "
@@ -284,6 +298,7 @@ static void test_killed_worker_leaves_nothing_and_retry_pays_once(void **state) 
     }
     assert_int_equal(kill(worker, SIGKILL), 0);
     assert_int_equal(proc_wait(worker), 128 + SIGKILL);
+    wait_backends_gone(conn, "qpo worker w-killed");
     assert_int_equal(db_count(conn, "SELECT count(*) FROM qpo.rewards"), 0);
     long long answered = db_count(conn, "SELECT count(*) FROM qpo.llm_calls WHERE status = 'ok'");
     assert_true(answered >= PAIRS);
