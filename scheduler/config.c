@@ -10,6 +10,7 @@
 
 #include "gpt2_weights.h"
 #include "hyper.h"
+#include "reward_formula.h"
 #include "target_limits.h"
 #include "tasks.h"
 #include "url.h"
@@ -633,6 +634,25 @@ static int check_baselines(const json_t *cfg, const limits *lim, json_t *out, qp
     return rc;
 }
 
+/* reward.avg_acc_weight: the weight of the prompt's avg_acc in every raw reward of the
+ * experiment's runs (the authors' 10 unless chosen; reward_formula.h says why one would). */
+static int check_reward(const json_t *cfg, json_t *out, qpo_err *err) {
+    static const char *const keys[] = {"avg_acc_weight", NULL};
+    json_t *empty = json_object();
+    const json_t *r = json_object_get(cfg, "reward");
+    json_t *o = json_object();
+    json_object_set_new(out, "reward", o);
+    int rc = -1;
+    if (r && !json_is_object(r))
+        bad(err, "reward: must be an object");
+    else if (check_keys(r ? r : empty, "reward", keys, err) == 0 &&
+             real_field(r ? r : empty, "reward", "avg_acc_weight", QPO_REWARD_AVG_ACC_WEIGHT, 0,
+                        QPO_REWARD_AVG_ACC_WEIGHT_MAX, o, err) == 0)
+        rc = 0;
+    json_decref(empty);
+    return rc;
+}
+
 /* The per-query oracle costs every D_0 source prompt on every test item: off unless asked. */
 static int check_oracle(const json_t *cfg, json_t *out, qpo_err *err) {
     const json_t *v = json_object_get(cfg, "oracle");
@@ -643,9 +663,10 @@ static int check_oracle(const json_t *cfg, json_t *out, qpo_err *err) {
 }
 
 json_t *qpo_config_resolve(const json_t *config, qpo_err *err) {
-    static const char *const keys[] = {
-        "name",  "description", "tasks", "settings", "seeds",     "loops",  "targets", "policy",
-        "hyper", "collect",     "test",  "d0",       "baselines", "oracle", "limits",  NULL};
+    static const char *const keys[] = {"name",   "description", "tasks",     "settings", "seeds",
+                                       "loops",  "targets",     "policy",    "hyper",    "collect",
+                                       "test",   "d0",          "baselines", "oracle",   "limits",
+                                       "reward", NULL};
     limits lim;
     if (!json_is_object(config))
         return bad(err, "config: must be a JSON object"), NULL;
@@ -669,7 +690,8 @@ json_t *qpo_config_resolve(const json_t *config, qpo_err *err) {
         check_targets(config, out, err) < 0 || check_runs(out, &lim, err) < 0 ||
         check_policy(config, out, err) < 0 || check_hyper(config, out, err) < 0 ||
         check_sampling(config, out, err) < 0 || check_d0(config, out, err) < 0 ||
-        check_baselines(config, &lim, out, err) < 0 || check_oracle(config, out, err) < 0) {
+        check_reward(config, out, err) < 0 || check_baselines(config, &lim, out, err) < 0 ||
+        check_oracle(config, out, err) < 0) {
         json_decref(out);
         return NULL;
     }

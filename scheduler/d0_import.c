@@ -67,21 +67,21 @@ static int unit_interval(const json_t *obj, const char *key, double *out, qpo_er
 }
 
 /* Fills acc, avg_acc and raw_reward by setting and task type. */
-static int rewards(const json_t *m, const char *setting, const qpo_task *task, int label,
+static int rewards(const json_t *m, const char *setting, const qpo_task *task, int label, double w,
                    json_t *row, qpo_err *err) {
     double acc, avg, raw;
     if (!strcmp(setting, "few_shot")) {
         if (unit_interval(m, "few_shot_accuracy", &acc, err) < 0 ||
             unit_interval(m, "few_shot_avg_acc", &avg, err) < 0)
             return -1;
-        raw = qpo_reward_raw(QPO_REWARD_FEW_SHOT, acc, avg, 0);
+        raw = qpo_reward_raw(QPO_REWARD_FEW_SHOT, acc, avg, 0, w);
     } else if (task->type == QPO_TASK_MATH) {
         double nll = 0; /* rec_err always fails, but -O3 cannot see that through varargs */
         if (unit_interval(m, "zero_shot_correct", &acc, err) < 0 ||
             unit_interval(m, "zero_shot_avg_acc", &avg, err) < 0 ||
             number(m, "zero_shot_perplexity", &nll, err) < 0)
             return -1;
-        raw = qpo_reward_raw(QPO_REWARD_MATH, acc, avg, nll);
+        raw = qpo_reward_raw(QPO_REWARD_MATH, acc, avg, nll, w);
     } else {
         json_t *nlls = json_object_get(m, "zero_shot_perplexities");
         if (unit_interval(m, "zero_shot_correct", &acc, err) < 0 ||
@@ -92,11 +92,12 @@ static int rewards(const json_t *m, const char *setting, const qpo_task *task, i
             return rec_err(err, "field \"zero_shot_perplexities\" has no number for label %d",
                            label);
         raw = qpo_reward_raw(QPO_REWARD_ZERO_SHOT, acc, avg,
-                             json_number_value(json_array_get(nlls, (size_t)label)));
+                             json_number_value(json_array_get(nlls, (size_t)label)), w);
     }
     json_object_set_new(row, "acc", json_real(acc));
     json_object_set_new(row, "avg_acc", json_real(avg));
     json_object_set_new(row, "raw_reward", json_real(raw));
+    json_object_set_new(row, "avg_acc_weight", json_real(w));
     return 0;
 }
 
@@ -150,7 +151,7 @@ static json_t *record_row(const qpo_d0_import *o, const qpo_task *task, const ch
                         json_string(json_is_string(method) ? json_string_value(method) : ""));
     int label;
     if (gold(rec, task, row, &label, err) < 0 ||
-        rewards(m, o->setting, task, label, row, err) < 0) {
+        rewards(m, o->setting, task, label, o->avg_acc_weight, row, err) < 0) {
         json_decref(row);
         return NULL;
     }
@@ -224,6 +225,28 @@ json_t *qpo_d0_record(const qpo_d0_import *o, const json_t *rec, qpo_err *err) {
     return record_row(o, task, source, rec, err);
 }
 
+/* D_0's records of one (task, setting, target) share one reward: refuses another weight. */
+static int same_weight(PGconn *conn, const qpo_d0_import *o, qpo_err *err) {
+    char w[32];
+    snprintf(w, sizeof w, "%.17g", o->avg_acc_weight);
+    const char *params[4] = {o->task, o->setting, o->target, w};
+    PGresult *res = qpo_db_named(conn, "d0_weight_conflict", 4, params, err);
+    if (!res)
+        return -1;
+    int rc = 0;
+    if (PQntuples(res) > 0) {
+        rc = qpo_err_set(err, QPO_EXIT_USAGE,
+                         "%s: D_0 %s/%s/%s holds records of avg_acc weight %s, not %g", o->file,
+                         o->task, o->setting, o->target, PQgetvalue(res, 0, 0), o->avg_acc_weight);
+        qpo_err_hint(err,
+                     "one D_0 keeps one reward: pass --avg-acc-weight %s, or import under "
+                     "another --target name",
+                     PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return rc;
+}
+
 int qpo_import_d0(PGconn *conn, const qpo_d0_import *o, qpo_import_counts *counts, qpo_err *err) {
     memset(counts, 0, sizeof(*counts));
     const qpo_task *task = qpo_task_find(o->task);
@@ -232,11 +255,16 @@ int qpo_import_d0(PGconn *conn, const qpo_d0_import *o, qpo_import_counts *count
     if (strcmp(o->setting, "zero_shot") && strcmp(o->setting, "few_shot"))
         return qpo_err_set(err, QPO_EXIT_USAGE,
                            "unknown setting \"%s\"; known: zero_shot, few_shot", o->setting);
+    if (!(o->avg_acc_weight >= 0 && o->avg_acc_weight <= QPO_REWARD_AVG_ACC_WEIGHT_MAX))
+        return qpo_err_set(err, QPO_EXIT_USAGE, "avg_acc weight %g is not in [0, %g]",
+                           o->avg_acc_weight, QPO_REWARD_AVG_ACC_WEIGHT_MAX);
     json_t *all = qpo_d0_load(o->file, err);
     if (!all)
         return -1;
     PGresult *res = NULL;
     int rc = qpo_db_begin(conn, err);
+    if (rc == 0)
+        rc = same_weight(conn, o, err);
     if (rc == 0 && (res = qpo_db_named(conn, "d0_stage_create", 0, NULL, err)) == NULL)
         rc = -1;
     PQclear(res);

@@ -71,7 +71,7 @@ static int upsert_target(PGconn *conn, const json_t *t, int index, qpo_err *err)
 typedef struct run_insert {
     PGconn *conn;
     qpo_err *err;
-    char id[24], loops[16], nb[16], bs[16], size[16], msize[16], shards[16];
+    char id[24], loops[16], nb[16], bs[16], size[16], msize[16], shards[16], weight[32];
     const char *draw;
 } run_insert;
 
@@ -81,11 +81,11 @@ static int insert_run(const char *task, const char *setting, const char *target,
     char s[24];
     snprintf(s, sizeof(s), "%lld", seed);
     const char *params[] = {
-        ri->id,     task,    setting,
-        target,     s,       ri->loops,
-        ri->nb,     ri->bs,  qpo_config_task_is_math(task) ? ri->msize : ri->size,
-        ri->shards, ri->draw};
-    return exec_named(ri->conn, "run_insert", 11, params, ri->err);
+        ri->id,     task,     setting,
+        target,     s,        ri->loops,
+        ri->nb,     ri->bs,   qpo_config_task_is_math(task) ? ri->msize : ri->size,
+        ri->shards, ri->draw, ri->weight};
+    return exec_named(ri->conn, "run_insert", 12, params, ri->err);
 }
 
 static int insert_runs(PGconn *conn, int64_t exp, const json_t *r, qpo_err *err) {
@@ -105,6 +105,8 @@ static int insert_runs(PGconn *conn, int64_t exp, const json_t *r, qpo_err *err)
     snprintf(ri.shards, sizeof(ri.shards), "%lld",
              (long long)json_integer_value(json_object_get(t, "shards")));
     ri.draw = json_string_value(json_object_get(c, "draw"));
+    snprintf(ri.weight, sizeof(ri.weight), "%.17g",
+             json_real_value(json_object_get(json_object_get(r, "reward"), "avg_acc_weight")));
     return qpo_config_each_run(r, insert_run, &ri);
 }
 

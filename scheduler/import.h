@@ -34,10 +34,12 @@ typedef struct qpo_d0_import {
     const char *target;    /* the target name runs use */
     const char *model_key; /* the record's per-model object ("llama7b"); NULL: the only one */
     bool skip_bad;
+    double avg_acc_weight; /* of the raw reward; the authors' QPO_REWARD_AVG_ACC_WEIGHT */
 } qpo_d0_import;
 
 /* Loads the QPO authors' released D_0 (docs/qpo-recipe.md section 6): raw rewards per
- * section 4 from each record's fields. */
+ * section 4 from each record's fields, with opts->avg_acc_weight. Refused when D_0 of
+ * (task, setting, target) already holds records of another weight. */
 int qpo_import_d0(PGconn *conn, const qpo_d0_import *opts, qpo_import_counts *counts, qpo_err *err);
 
 /* The importer's pieces without a database, for commands that read D_0 themselves: the file's

@@ -100,10 +100,11 @@ static size_t plan_d0(int64_t exp, const json_t *resolved, const qpo_plan_run *r
     for (size_t i = 0; i < plan->n; i++)
         if (!strcmp(plan->jobs[i].key, key))
             return i;
-    json_t *payload =
-        json_pack("{ss ss ss sO sO so}", "task", r->task, "setting", r->setting, "target",
-                  r->target, "queries", json_object_get(d0, "queries"), "seed",
-                  json_object_get(d0, "seed"), "collections", collections_for(resolved, r->task));
+    json_t *payload = json_pack(
+        "{ss ss ss sO sO so sO}", "task", r->task, "setting", r->setting, "target", r->target,
+        "queries", json_object_get(d0, "queries"), "seed", json_object_get(d0, "seed"),
+        "collections", collections_for(resolved, r->task), "avg_acc_weight",
+        json_object_get(json_object_get(resolved, "reward"), "avg_acc_weight"));
     /* Shared by the seeds of (task, setting, target); it belongs to the first run planned. */
     return add(plan, "d0", r->id, 0, payload, NO_PARENT, NO_PARENT, "%s", key);
 }

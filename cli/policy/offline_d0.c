@@ -7,6 +7,7 @@
 
 #include "hash.h"
 #include "import.h"
+#include "reward_formula.h"
 #include "offline_eval.h"
 
 static uint64_t fnv1a(const char *s) {
@@ -77,8 +78,13 @@ static int take_record(oe_d0 *d, const qpo_d0_import *imp, const json_t *rec, si
 int oe_d0_load(oe_d0 *d, const char *file, const char *task, const char *setting,
                const char *model_key, qpo_err *err) {
     memset(d, 0, sizeof *d);
-    qpo_d0_import imp = {
-        .file = file, .task = task, .setting = setting, .target = "", .model_key = model_key};
+    qpo_d0_import imp = {.file = file,
+                         .task = task,
+                         .setting = setting,
+                         .target = "",
+                         .model_key = model_key,
+                         .avg_acc_weight =
+                             QPO_REWARD_AVG_ACC_WEIGHT}; /* the released D_0's reward */
     json_t *all = qpo_d0_load(file, err);
     if (!all)
         return -1;

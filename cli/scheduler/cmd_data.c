@@ -11,13 +11,14 @@
 #include "datafiles.h"
 #include "db.h"
 #include "import.h"
+#include "reward_formula.h"
 
 static void data_usage(FILE *out) {
     fprintf(out,
             "usage: qpo data import TASK [PATH...] [--data DIR] [--format F] [--upstream-split S]\n"
             "                          [--skip-bad] [--replace]\n"
             "       qpo data import-d0 FILE --task T --setting zero_shot|few_shot --target NAME\n"
-            "                          [--model-key KEY] [--skip-bad]\n"
+            "                          [--model-key KEY] [--skip-bad] [--avg-acc-weight W]\n"
             "       qpo data fetch NAME... [--from URL|DIR] [--cache DIR]   (its --help)\n"
             "options: --db CONNINFO\n\n"
             "import     loads a task's upstream files (each file one upstream split: train,\n"
@@ -29,13 +30,16 @@ static void data_usage(FILE *out) {
             "           Rows differing from ones already imported are refused; --replace\n"
             "           replaces the task's items of the files' upstream splits instead, while\n"
             "           no run uses the task.\n"
-            "import-d0  loads a released D_0 file into qpo.d0_records.\n"
+            "import-d0  loads a released D_0 file into qpo.d0_records, raw rewards with W\n"
+            "           (0-100, default the authors' 10) as the weight of avg_acc: runs use\n"
+            "           it when their config's reward.avg_acc_weight is the same.\n"
             "Each import is one transaction; importing the same file again changes nothing.\n",
             qpo_dataset_formats, qpo_config_known_tasks());
 }
 
 typedef struct data_opts {
     const char *db, *format, *upstream_split, *task, *setting, *target, *model_key, *data;
+    const char *weight; /* --avg-acc-weight */
     bool skip_bad, replace;
 } data_opts;
 
@@ -50,6 +54,7 @@ static int parse(int argc, char **argv, data_opts *o) {
                                          {"target", required_argument, NULL, 'g'},
                                          {"model-key", required_argument, NULL, 'm'},
                                          {"data", required_argument, NULL, 'D'},
+                                         {"avg-acc-weight", required_argument, NULL, 'w'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -85,6 +90,9 @@ static int parse(int argc, char **argv, data_opts *o) {
             break;
         case 'D':
             o->data = optarg;
+            break;
+        case 'w':
+            o->weight = optarg;
             break;
         case 'h':
             data_usage(stdout);
@@ -156,7 +164,15 @@ static int import_d0(const data_opts *o, const char *file) {
                            "--target llama2-7b-chat");
         return qpo_err_print(&err);
     }
-    qpo_d0_import opts = {file, o->task, o->setting, o->target, o->model_key, o->skip_bad};
+    char *end = NULL;
+    double weight = o->weight ? strtod(o->weight, &end) : QPO_REWARD_AVG_ACC_WEIGHT;
+    if (o->weight &&
+        (end == o->weight || *end || !(weight >= 0) || weight > QPO_REWARD_AVG_ACC_WEIGHT_MAX)) {
+        qpo_err_set(&err, QPO_EXIT_USAGE, "--avg-acc-weight: \"%s\" is not a number in [0, %g]",
+                    o->weight, QPO_REWARD_AVG_ACC_WEIGHT_MAX);
+        return qpo_err_print(&err);
+    }
+    qpo_d0_import opts = {file, o->task, o->setting, o->target, o->model_key, o->skip_bad, weight};
     PGconn *conn = qpo_sched_connect(o->db, "qpo data import-d0", &err);
     qpo_import_counts counts;
     int rc = conn ? qpo_import_d0(conn, &opts, &counts, &err) : -1;

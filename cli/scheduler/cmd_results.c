@@ -20,7 +20,9 @@ static const char usage[] =
     "oracle over D_0's source prompts; mean and standard deviation over seeds (the SQL view\n"
     "qpo.results; n/a for one seed). QPO rows add QPO minus the loop's best baseline, paired\n"
     "over the same test items, with a 95% bootstrap interval (2000 resamples of each seed's\n"
-    "items, averaged over seeds) and the number of distinct test prompts the policy wrote.\n";
+    "items, averaged over seeds) and the number of distinct test prompts the policy wrote.\n"
+    "The weight of avg_acc in the runs' raw rewards (config reward.avg_acc_weight) is shown\n"
+    "with them: the authors' recipe uses 10.\n";
 
 static int parse_args(int argc, char **argv, const char **db, const char **format, long long *id) {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
@@ -53,11 +55,27 @@ static int parse_args(int argc, char **argv, const char **db, const char **forma
     return 0;
 }
 
+/* The runs' reward.avg_acc_weight, as text ("10", or "0, 10" if runs differ): a reader must
+ * not take a run with another weight for the authors' reward. */
+typedef struct weights {
+    char text[128];
+    json_t *list;
+} weights;
+
+static const char *weight_note(const weights *w) {
+    static char note[256];
+    snprintf(note, sizeof note,
+             "raw reward: avg_acc weight %s (reward.avg_acc_weight; the "
+             "authors' recipe uses 10)",
+             w->text);
+    return note;
+}
+
 static json_t *num(double v) {
     return isnan(v) ? json_null() : json_real(v);
 }
 
-static void print_json(const qpo_results *r) {
+static void print_json(const qpo_results *r, const weights *w) {
     json_t *rows = json_array(), *warnings = json_array();
     for (size_t i = 0; i < r->n; i++) {
         const qpo_result_row *x = &r->rows[i];
@@ -75,9 +93,10 @@ static void print_json(const qpo_results *r) {
     }
     for (size_t i = 0; i < r->nwarnings; i++)
         json_array_append_new(warnings, json_string(r->warnings[i]));
-    json_t *doc = json_pack("{so so s{si si ss}}", "rows", rows, "warnings", warnings, "bootstrap",
-                            "resamples", QPO_BOOTSTRAP_RESAMPLES, "seed", QPO_BOOTSTRAP_SEED,
-                            "pooling", "resample each seed's items, average over seeds");
+    json_t *doc =
+        json_pack("{so so s{si si ss} sO}", "rows", rows, "warnings", warnings, "bootstrap",
+                  "resamples", QPO_BOOTSTRAP_RESAMPLES, "seed", QPO_BOOTSTRAP_SEED, "pooling",
+                  "resample each seed's items, average over seeds", "avg_acc_weights", w->list);
     char *text = json_dumps(doc, JSON_INDENT(2));
     printf("%s\n", text);
     free(text);
@@ -89,7 +108,7 @@ static void csv_num(double v) {
         printf("%.10g", v);
 }
 
-static void print_csv(const qpo_results *r) {
+static void print_csv(const qpo_results *r, const weights *w) {
     printf("task,setting,target,source,loop,seeds,mean_acc,std_acc,items_min,items_max,"
            "distinct_prompts,vs,diff,ci_low,ci_high\n");
     for (size_t i = 0; i < r->n; i++) {
@@ -105,11 +124,12 @@ static void print_csv(const qpo_results *r) {
         else
             printf(",,,,\n");
     }
+    fprintf(stderr, "qpo: %s\n", weight_note(w));
     for (size_t i = 0; i < r->nwarnings; i++)
         fprintf(stderr, "qpo: warning: %s\n", r->warnings[i]);
 }
 
-static void print_table(const qpo_results *r) {
+static void print_table(const qpo_results *r, const weights *w) {
     printf("%-14s %-9s %-12s %4s %-22s %5s %16s %10s %7s  %s\n", "task", "setting", "target",
            "loop", "source", "seeds", "accuracy (%)", "test items", "prompts",
            "QPO - best baseline (95% CI, points)");
@@ -133,11 +153,28 @@ static void print_table(const qpo_results *r) {
     }
     if (!r->n)
         printf("(no test scores yet)\n");
+    printf("%s\n", weight_note(w));
     for (size_t i = 0; i < r->nwarnings; i++)
         printf("warning: %s\n", r->warnings[i]);
 }
 
-static int load(PGconn *conn, long long id, qpo_results *out, qpo_err *err) {
+static int load_weights(PGconn *conn, const char *const *p, weights *w, qpo_err *err) {
+    PGresult *res = qpo_db_named(conn, "results_reward_weights", 1, p, err);
+    if (!res)
+        return -1;
+    w->list = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        size_t len = strlen(w->text);
+        snprintf(w->text + len, sizeof w->text - len, "%s%s", i ? ", " : "", PQgetvalue(res, i, 0));
+        json_array_append_new(w->list, json_real(atof(PQgetvalue(res, i, 0))));
+    }
+    if (!PQntuples(res))
+        snprintf(w->text, sizeof w->text, "n/a (no runs)");
+    PQclear(res);
+    return 0;
+}
+
+static int load(PGconn *conn, long long id, qpo_results *out, weights *w, qpo_err *err) {
     char ids[24];
     snprintf(ids, sizeof(ids), "%lld", id);
     const char *p[] = {ids};
@@ -152,6 +189,8 @@ static int load(PGconn *conn, long long id, qpo_results *out, qpo_err *err) {
     PGresult *items = agg ? qpo_db_named(conn, "results_item_scores", 1, p, err) : NULL;
     PGresult *d0 = items ? qpo_db_named(conn, "results_d0_provenance", 1, p, err) : NULL;
     int rc = d0 ? qpo_results_build(agg, items, d0, out) : -1;
+    if (rc == 0)
+        rc = load_weights(conn, p, w, err);
     PQclear(exists);
     PQclear(agg);
     PQclear(items);
@@ -168,16 +207,21 @@ int qpo_cmd_results(int argc, char **argv) {
     qpo_err err = {0};
     PGconn *conn = qpo_sched_connect(db, "qpo results", &err);
     qpo_results r = {0};
-    rc = conn ? load(conn, id, &r, &err) : -1;
+    weights w = {0};
+    rc = conn ? load(conn, id, &r, &w, &err) : -1;
     PQfinish(conn);
-    if (rc)
+    if (rc) {
+        json_decref(w.list);
+        qpo_results_free(&r);
         return qpo_err_print(&err);
+    }
     if (!strcmp(format, "json"))
-        print_json(&r);
+        print_json(&r, &w);
     else if (!strcmp(format, "csv"))
-        print_csv(&r);
+        print_csv(&r, &w);
     else
-        print_table(&r);
+        print_table(&r, &w);
+    json_decref(w.list);
     qpo_results_free(&r);
     return 0;
 }

@@ -15,12 +15,11 @@ bool qpo_reward_correct(double acc) {
     return acc > QPO_REWARD_CORRECT_ABOVE;
 }
 
-double qpo_reward_raw(qpo_reward_kind kind, double acc, double avg_acc, double nll) {
+double qpo_reward_raw(qpo_reward_kind kind, double acc, double avg_acc, double nll, double w) {
     if (kind == QPO_REWARD_FEW_SHOT)
-        return QPO_REWARD_SCALE * (acc + avg_acc);
+        return QPO_REWARD_SCALE * acc + w * avg_acc;
     /* Zero-shot and math differ only in which NLL the caller passes. */
-    return QPO_REWARD_SCALE * (qpo_reward_correct(acc) ? 1.0 : 0.0) + QPO_REWARD_SCALE * avg_acc -
-           nll;
+    return QPO_REWARD_SCALE * (qpo_reward_correct(acc) ? 1.0 : 0.0) + w * avg_acc - nll;
 }
 
 double qpo_reward_normalise(double raw, double min_raw, double max_raw) {

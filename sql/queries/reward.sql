@@ -2,8 +2,8 @@
 -- llm_calls audit trail and its response cache.
 
 -- name: reward_run_info
--- $1 run id: the run's task, setting, seed, test shape and its target.
-SELECT r.task, r.setting, r.seed, r.test_size, r.target, t.base_url, t.model,
+-- $1 run id: the run's task, setting, seed, test shape, reward weight and its target.
+SELECT r.task, r.setting, r.seed, r.test_size, r.target, r.avg_acc_weight, t.base_url, t.model,
        t.config::text AS config
 FROM qpo.runs r JOIN qpo.targets t ON t.name = r.target
 WHERE r.id = $1;

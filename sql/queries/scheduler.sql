@@ -22,20 +22,20 @@ SELECT split, count(*) FROM qpo.task_items WHERE task = $1 GROUP BY split ORDER 
 -- name: d0_stage_create
 CREATE TEMP TABLE d0_stage ON COMMIT DROP AS
 SELECT task, setting, target, source, prompt_method, query, label, answer, prompt, acc, avg_acc,
-       raw_reward, extra
+       raw_reward, extra, avg_acc_weight
 FROM qpo.d0_records WITH NO DATA;
 
 -- name: d0_stage_rows
 INSERT INTO d0_stage
 SELECT task, setting, target, source, coalesce(prompt_method, ''), query, label, answer, prompt,
-       acc, avg_acc, raw_reward, coalesce(extra, '{}')
+       acc, avg_acc, raw_reward, coalesce(extra, '{}'), coalesce(avg_acc_weight, 10)
 FROM jsonb_populate_recordset(NULL::qpo.d0_records, $1::jsonb);
 
 -- name: d0_insert
 INSERT INTO qpo.d0_records (task, setting, target, source, prompt_method, query, label, answer,
-                            prompt, acc, avg_acc, raw_reward, extra)
+                            prompt, acc, avg_acc, raw_reward, extra, avg_acc_weight)
 SELECT task, setting, target, source, prompt_method, query, label, answer, prompt, acc, avg_acc,
-       raw_reward, extra
+       raw_reward, extra, avg_acc_weight
 FROM d0_stage
 ON CONFLICT (task, setting, target, query, prompt) DO NOTHING;
 
@@ -66,8 +66,8 @@ WHERE qpo.targets.config IS DISTINCT FROM EXCLUDED.config;
 
 -- name: run_insert
 INSERT INTO qpo.runs (experiment_id, task, setting, target, seed, loops, collect_batches,
-                      collect_batch_size, test_size, test_shards, collect_draw)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                      collect_batch_size, test_size, test_shards, collect_draw, avg_acc_weight)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (experiment_id, task, setting, target, seed) DO NOTHING;
 
 -- name: runs_of_experiment
@@ -184,6 +184,11 @@ JOIN qpo.d0_records d ON d.task = r.task AND d.setting = r.setting AND d.target 
 WHERE r.experiment_id = $1 AND d.source <> 'd0-job'
 ORDER BY 1, 2, 3, 4;
 
+-- name: results_reward_weights
+-- $1 experiment: the avg_acc weights of its runs' raw rewards (one unless runs were planned
+-- by different qpo versions).
+SELECT DISTINCT avg_acc_weight FROM qpo.runs WHERE experiment_id = $1 ORDER BY 1;
+
 -- name: run_data_problem
 SELECT qpo.run_data_problem($1);
 
@@ -219,3 +224,10 @@ LOCK TABLE qpo.runs IN SHARE MODE;
 -- --replace: the task's items of the upstream splits being imported go, the staged ones come.
 DELETE FROM qpo.task_items t
 WHERE t.task = $1 AND t.upstream_split IN (SELECT DISTINCT upstream_split FROM import_stage);
+
+-- name: d0_weight_conflict
+-- $1 task, $2 setting, $3 target, $4 avg_acc weight: a weight D_0 already holds other than $4
+-- (no row: none). D_0's records of one (task, setting, target) share one reward.
+SELECT avg_acc_weight FROM qpo.d0_records
+WHERE task = $1 AND setting = $2 AND target = $3 AND avg_acc_weight <> $4::double precision
+LIMIT 1;

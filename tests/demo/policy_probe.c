@@ -6,9 +6,15 @@
  * single prompt (highest mean reward) on the same items. Dev items are TweetEval items the
  * simulator knows, from upstream train, that are not D_0 queries: never a test item.
  *
+ * With w=W and lines that carry the prompt's avg_acc ("a"), the raw rewards are recomputed
+ * with W as the avg_acc weight (qpo_reward_raw_weighted), to see what the reward asks of a
+ * policy: before training it prints, per query group, which prompt holds each query's
+ * top-reward record, and scores "the mode of those per group" (a perfect greedy r* = 100
+ * policy over D_0's prompts) on the dev items. epochs=0 stops there.
+ *
  * usage: demo_policy_probe D0.jsonl SHARED_DIR [key=value ...]
  *   epochs=8 report=2,4,8 lr=1e-3 batch=32 lambda=0.1 switch=1 dropout=0.1 seed=0
- *   dev=300 dev_from=1500 rstar=100 vocab=d0|full layers=2 d=64 heads=4 clip=0.25 */
+ *   dev=300 dev_from=1500 rstar=100 vocab=d0|full layers=2 d=64 heads=4 clip=0.25 w=10 */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,12 +26,13 @@
 #include "generate.h"
 #include "model.h"
 #include "records.h"
+#include "reward_formula.h"
 #include "tokenizer.h"
 #include "train.h"
 
 typedef struct probe_args {
     int epochs, batch, seed, dev, dev_from, vocab_d0, layers, d, heads, sw;
-    double lr, lambda, dropout, rstar, clip;
+    double lr, lambda, dropout, rstar, clip, w; /* w < 0: keep the file's rewards */
     char report[256];
 } probe_args;
 
@@ -44,7 +51,8 @@ static void parse_args(int argc, char **argv, probe_args *a) {
                       .lambda = 0.1,
                       .dropout = 0.1,
                       .rstar = 100,
-                      .clip = 0.25};
+                      .clip = 0.25,
+                      .w = -1};
     snprintf(a->report, sizeof a->report, "2,4,8");
     for (int i = 3; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
@@ -84,6 +92,8 @@ static void parse_args(int argc, char **argv, probe_args *a) {
             a->rstar = atof(v);
         else if (!strcmp(k, "clip"))
             a->clip = atof(v);
+        else if (!strcmp(k, "w"))
+            a->w = atof(v);
         else if (!strcmp(k, "report"))
             snprintf(a->report, sizeof a->report, "%s", v);
         else {
@@ -99,7 +109,23 @@ typedef struct d0_file {
     json_t *all; /* owns the strings */
 } d0_file;
 
-static void load_d0(const char *path, d0_file *d) {
+/* The file's raw reward was computed with the recipe's avg_acc weight; w recomputes it with
+ * another through the one reward function, the gold NLL recovered from the file's reward. */
+static double reweight(json_t *o, double w) {
+    double r = json_number_value(json_object_get(o, "r"));
+    json_t *a = json_object_get(o, "a"), *acc = json_object_get(o, "acc");
+    if (w < 0)
+        return r;
+    if (!a || !acc) {
+        fprintf(stderr, "w= needs \"a\" (the prompt's avg_acc) and \"acc\" on every line\n");
+        exit(2);
+    }
+    double av = json_number_value(a), ac = json_number_value(acc);
+    double nll = qpo_reward_raw(QPO_REWARD_ZERO_SHOT, ac, av, 0, QPO_REWARD_AVG_ACC_WEIGHT) - r;
+    return qpo_reward_raw(QPO_REWARD_ZERO_SHOT, ac, av, nll, w);
+}
+
+static void load_d0(const char *path, d0_file *d, double w) {
     FILE *f = fopen(path, "r");
     if (!f) {
         perror(path);
@@ -123,7 +149,7 @@ static void load_d0(const char *path, d0_file *d) {
         json_t *o = json_array_get(d->all, i);
         d->recs[i].query = json_string_value(json_object_get(o, "q"));
         d->recs[i].prompt = json_string_value(json_object_get(o, "p"));
-        d->recs[i].raw_reward = json_number_value(json_object_get(o, "r"));
+        d->recs[i].raw_reward = reweight(o, w);
     }
 }
 
@@ -180,6 +206,61 @@ static void group_ceiling(const d0_file *d, const sim_api *api, const sim_item *
                  i];
     printf("group ceiling (%d groups chosen on D_0): %.3f\n", 4 >> shift, acc / nq);
     free(c);
+}
+
+/* What r* = 100 asks for: per query the prompt of its top-reward record; per group the
+ * mode of those (a perfect reward-conditioned greedy policy over D_0's prompts writes it for
+ * the group's queries), with its share, scored by group on the dev items. */
+static void top_record_policy(const d0_file *d, const sim_api *api, const sim_item **items,
+                              size_t nq, const char *single) {
+    const qpo_task *task = items[0]->task;
+    /* best[k]: the top record of the k-th query seen (queries are few: a linear search) */
+    size_t *best = calloc(d->n, sizeof *best), nb = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        size_t k = 0;
+        while (k < nb && strcmp(d->recs[best[k]].query, d->recs[i].query))
+            k++;
+        if (k == nb)
+            best[nb++] = i;
+        else if (d->recs[i].raw_reward > d->recs[best[k]].raw_reward)
+            best[k] = i;
+    }
+    const char *choice[4] = {0};
+    for (int g = 0; g < 4; g++) {
+        size_t n_g = 0, top = 0, top_single = 0;
+        for (size_t k = 0; k < nb; k++) {
+            const char *q = d->recs[best[k]].query;
+            if (sim_group(task, q, strlen(q)) != g)
+                continue;
+            n_g++;
+            const char *p = d->recs[best[k]].prompt;
+            top_single += !strcmp(p, single);
+            size_t c = 0;
+            for (size_t j = 0; j < nb; j++) {
+                const char *qj = d->recs[best[j]].query;
+                c += sim_group(task, qj, strlen(qj)) == g && !strcmp(d->recs[best[j]].prompt, p);
+            }
+            if (c > top)
+                top = c, choice[g] = p;
+        }
+        printf("group %d: %zu queries, top-reward prompt's mode holds %zu (%.0f%%)%s, best single "
+               "holds %zu: %.60s\n",
+               g, n_g, top, n_g ? 100.0 * (double)top / (double)n_g : 0.0,
+               choice[g] && !strcmp(choice[g], single) ? " = best single" : "", top_single,
+               choice[g] ? choice[g] : "(none)");
+        if (!choice[g])
+            choice[g] = single;
+    }
+    unsigned char *c = calloc(4 * nq, 1);
+    qpo_err err = {0};
+    if (sim_eval_matrix(api, choice, 4, items, nq, c, &err))
+        exit(1);
+    double acc = 0;
+    for (size_t i = 0; i < nq; i++)
+        acc += c[(size_t)sim_group(task, items[i]->query, strlen(items[i]->query)) * nq + i];
+    printf("ideal greedy r* = 100 policy (per group, the mode of the top-reward prompts): %.3f\n",
+           acc / (double)nq);
+    free(c), free(best);
 }
 
 static double now_s(void) {
@@ -276,7 +357,7 @@ int main(int argc, char **argv) {
     probe_args a;
     parse_args(argc, argv, &a);
     d0_file d = {0};
-    load_d0(argv[1], &d);
+    load_d0(argv[1], &d, a.w);
     char dir[1024], msg[512];
     snprintf(dir, sizeof dir, "%s/gpt2_bpe", argv[2]);
     qpo_tokenizer *tok = qpo_tokenizer_load_bpe(dir, msg, sizeof msg);
@@ -332,10 +413,13 @@ int main(int argc, char **argv) {
             items[nq++] = &data.items[i];
     sim_api api = {.data = &data, .model = "qpo-sim"};
     const char *single = best_single(&d);
+    if (!single)
+        return fprintf(stderr, "%s: no records\n", argv[1]), 1;
     printf("records %zu, vocab %d, dev items %zu, best single: %.80s\n", d.n, cfg.vocab, nq,
            single);
     group_ceiling(&d, &api, items, nq, 0);
     group_ceiling(&d, &api, items, nq, 1);
+    top_record_policy(&d, &api, items, nq, single);
     double t0 = now_s();
     for (int e = 1; e <= a.epochs; e++) {
         qpo_loss l;

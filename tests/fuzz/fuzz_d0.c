@@ -9,6 +9,7 @@
 
 #include "fuzz.h"
 #include "import.h"
+#include "reward_formula.h"
 
 static const char *const tasks[] = {"tweet_emotion", "gsm8k", "svamp", "ag_news"};
 
@@ -22,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                           .task = tasks[data[0] % 4],
                           .setting = data[0] & 4 ? "few_shot" : "zero_shot",
                           .target = "fuzz",
-                          .model_key = data[0] & 8 ? "llama7b" : NULL};
+                          .model_key = data[0] & 8 ? "llama7b" : NULL,
+                          .avg_acc_weight = data[0] & 16 ? 0 : QPO_REWARD_AVG_ACC_WEIGHT};
     qpo_err err = {0};
     json_t *records = qpo_d0_load(path, &err);
     if (!records) {

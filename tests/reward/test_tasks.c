@@ -332,18 +332,33 @@ static void test_reward_formulas_by_hand(void **state) {
      * batch accuracy 0.62 -> 10 + 6.2 - 1.25 = 14.95. */
     double nlls[] = {2.0, 1.25, 3.0, 2.5};
     assert_int_equal(qpo_reward_argmin(nlls, 4), 1);
-    assert_double_equal(qpo_reward_raw(QPO_REWARD_ZERO_SHOT, 1, 0.62, nlls[1]), 14.95, 1e-12);
+    assert_double_equal(
+        qpo_reward_raw(QPO_REWARD_ZERO_SHOT, 1, 0.62, nlls[1], QPO_REWARD_AVG_ACC_WEIGHT), 14.95,
+        1e-12);
     /* Same item, gold Sadness (3): wrong, 0 + 6.2 - 2.5 = 3.7. */
-    assert_double_equal(qpo_reward_raw(QPO_REWARD_ZERO_SHOT, 0, 0.62, nlls[3]), 3.7, 1e-12);
+    assert_double_equal(
+        qpo_reward_raw(QPO_REWARD_ZERO_SHOT, 0, 0.62, nlls[3], QPO_REWARD_AVG_ACC_WEIGHT), 3.7,
+        1e-12);
     /* Ties go to the lower label index. */
     double tie[] = {0.5, 0.5};
     assert_int_equal(qpo_reward_argmin(tie, 2), 0);
     assert_int_equal(qpo_reward_argmin(tie, 0), -1);
     /* Few-shot: 3 of 5 sets right, batch accuracy 0.48 -> 10 * (0.6 + 0.48) = 10.8. */
-    assert_double_equal(qpo_reward_raw(QPO_REWARD_FEW_SHOT, 3.0 / 5.0, 0.48, 99), 10.8, 1e-12);
+    assert_double_equal(
+        qpo_reward_raw(QPO_REWARD_FEW_SHOT, 3.0 / 5.0, 0.48, 99, QPO_REWARD_AVG_ACC_WEIGHT), 10.8,
+        1e-12);
     /* Math: correct, batch accuracy 0.35, completion NLL 0.42 -> 10 + 3.5 - 0.42 = 13.08. */
-    assert_double_equal(qpo_reward_raw(QPO_REWARD_MATH, 1, 0.35, 0.42), 13.08, 1e-12);
-    assert_double_equal(qpo_reward_raw(QPO_REWARD_MATH, 0, 0.35, 0.42), 3.08, 1e-12);
+    assert_double_equal(qpo_reward_raw(QPO_REWARD_MATH, 1, 0.35, 0.42, QPO_REWARD_AVG_ACC_WEIGHT),
+                        13.08, 1e-12);
+    assert_double_equal(qpo_reward_raw(QPO_REWARD_MATH, 0, 0.35, 0.42, QPO_REWARD_AVG_ACC_WEIGHT),
+                        3.08, 1e-12);
+    /* reward.avg_acc_weight w replaces the 10 on avg_acc only: w = 0 leaves the per-query
+     * terms (10 - 1.25; 10 * 0.6; 10 - 0.42), w = 2.5 adds 2.5 * avg_acc to them. */
+    assert_double_equal(qpo_reward_raw(QPO_REWARD_ZERO_SHOT, 1, 0.62, nlls[1], 0), 8.75, 1e-12);
+    assert_double_equal(qpo_reward_raw(QPO_REWARD_ZERO_SHOT, 0, 0.62, nlls[3], 2.5), -0.95, 1e-12);
+    assert_double_equal(qpo_reward_raw(QPO_REWARD_FEW_SHOT, 3.0 / 5.0, 0.48, 99, 0), 6.0, 1e-12);
+    assert_double_equal(qpo_reward_raw(QPO_REWARD_MATH, 1, 0.35, 0.42, 0), 9.58, 1e-12);
+    assert_double_equal(qpo_reward_raw(QPO_REWARD_MATH, 1, 0.35, 0.42, 100), 44.58, 1e-12);
     /* Normalised with D_0's range [-2, 18]: 13.08 -> 75.4. */
     assert_double_equal(qpo_reward_normalise(13.08, -2.0, 18.0), 75.4, 1e-12);
     assert_double_equal(qpo_reward_normalise(-2.0, -2.0, 18.0), 0.0, 1e-12);

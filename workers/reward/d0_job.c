@@ -5,9 +5,11 @@
  * Few-shot keeps only pairs whose per-query accuracy over the 5 demonstration sets is >= 0.7,
  * the filter the released D_0 was built with; zero-shot and math keep every pair.
  *
- * Payload: {"task", "setting", "target", "queries", "seed", "collections": [..]} and the
- * prompt files' folder as "prompts_dir" or, when absent, $QPO_PROMPTS_DIR (the layout of
- * ../shared/data/prompts). */
+ * Payload: {"task", "setting", "target", "queries", "seed", "collections": [..],
+ * "avg_acc_weight"} (the weight defaults to the recipe's 10, as payloads planned before it
+ * existed) and the prompt files' folder as "prompts_dir" or, when absent, $QPO_PROMPTS_DIR (the
+ * layout of ../shared/data/prompts). A D_0 that already holds records of another weight is
+ * refused: one (task, setting, target) keeps one reward. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 typedef struct d0_build {
     qpo_run_info ri;
     int64_t queries, seed;
+    double weight; /* reward.avg_acc_weight */
     qpo_source_prompt *prompts;
     size_t n_prompts;
     qpo_score_item *base; /* the query sample */
@@ -66,6 +69,13 @@ static int read_payload(const json_t *payload, d0_build *b, qpo_err *err) {
         qpo_payload_int(payload, "seed", &b->seed, err)) {
         return -1;
     }
+    const json_t *w = json_object_get(payload, "avg_acc_weight");
+    b->weight = w ? json_number_value(w) : QPO_REWARD_AVG_ACC_WEIGHT;
+    if (w &&
+        (!json_is_number(w) || !(b->weight >= 0 && b->weight <= QPO_REWARD_AVG_ACC_WEIGHT_MAX)))
+        return qpo_err_set(err, QPO_EXIT_USAGE,
+                           "bad d0 payload: avg_acc_weight must be a number in [0, %g]",
+                           QPO_REWARD_AVG_ACC_WEIGHT_MAX);
     snprintf(b->ri.task, sizeof b->ri.task, "%s", task);
     snprintf(b->ri.setting, sizeof b->ri.setting, "%s", setting);
     snprintf(b->ri.target, sizeof b->ri.target, "%s", target);
@@ -97,6 +107,30 @@ static void cross(d0_build *b) {
     }
 }
 
+/* 1 (err set) when D_0 already holds records of another avg_acc weight: adding ours would mix
+ * two rewards in one D_0. -1 on a database error. */
+static int same_weight(PGconn *conn, const d0_build *b, qpo_err *err) {
+    char w[32];
+    snprintf(w, sizeof w, "%.17g", b->weight);
+    const char *params[4] = {b->ri.task, b->ri.setting, b->ri.target, w};
+    PGresult *res = qpo_db_named(conn, "d0_weight_conflict", 4, params, err);
+    if (!res) {
+        return -1;
+    }
+    int rc = 0;
+    if (PQntuples(res) > 0) {
+        rc = 1;
+        qpo_err_set(err, QPO_EXIT_USAGE,
+                    "D_0 for (%s, %s, %s) holds records of avg_acc weight %s; this d0 build "
+                    "uses %g",
+                    b->ri.task, b->ri.setting, b->ri.target, PQgetvalue(res, 0, 0), b->weight);
+        qpo_err_hint(err, "one D_0 keeps one reward: give the experiment's target another name, "
+                          "or set reward.avg_acc_weight to D_0's");
+    }
+    PQclear(res);
+    return rc;
+}
+
 static qpo_job_status load(const qpo_reward_env *env, const json_t *payload, d0_build *b,
                            qpo_err *err) {
     if (read_payload(payload, b, err) || load_prompts(payload, b, err)) {
@@ -104,6 +138,10 @@ static qpo_job_status load(const qpo_reward_env *env, const json_t *payload, d0_
     }
     if (qpo_target_info_load(env->conn, &b->ri, err)) {
         return err->code == QPO_EXIT_USAGE ? QPO_JOB_FATAL : QPO_JOB_RETRY;
+    }
+    int other = same_weight(env->conn, b, err);
+    if (other) {
+        return other > 0 ? QPO_JOB_FATAL : QPO_JOB_RETRY;
     }
     char seed[24], n[24];
     snprintf(seed, sizeof seed, "%lld", (long long)b->seed);
@@ -152,13 +190,14 @@ static json_t *d0_rows(const d0_build *b, size_t *kept) {
                 "prediction", it->prediction, "call_ids", qpo_score_item_calls_json(it));
             json_array_append_new(
                 rows,
-                json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:f,s:f,s:f,s:o}", "task",
+                json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:f,s:f,s:f,s:o,s:f}", "task",
                           b->ri.task, "setting", b->ri.setting, "target", b->ri.target, "source",
                           "d0-job", "prompt_method", b->prompts[p].method, "query", it->query,
                           "label", it->label >= 0 ? json_integer(it->label) : json_null(), "answer",
                           it->gold ? json_string(it->gold) : json_null(), "prompt", it->prompt,
                           "acc", it->acc, "avg_acc", avg_acc, "raw_reward",
-                          qpo_pair_raw_reward(&b->s, it, avg_acc), "extra", extra));
+                          qpo_pair_raw_reward(&b->s, it, avg_acc, b->weight), "extra", extra,
+                          "avg_acc_weight", b->weight));
             (*kept)++;
         }
     }

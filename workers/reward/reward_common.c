@@ -39,6 +39,7 @@ int qpo_run_info_load(PGconn *conn, int64_t run_id, qpo_run_info *ri, qpo_err *e
     snprintf(ri->setting, sizeof ri->setting, "%s", PQgetvalue(res, 0, PQfnumber(res, "setting")));
     ri->seed = atoi(PQgetvalue(res, 0, PQfnumber(res, "seed")));
     ri->test_size = atoi(PQgetvalue(res, 0, PQfnumber(res, "test_size")));
+    ri->avg_acc_weight = atof(PQgetvalue(res, 0, PQfnumber(res, "avg_acc_weight")));
     snprintf(ri->target, sizeof ri->target, "%s", PQgetvalue(res, 0, PQfnumber(res, "target")));
     target_cells(res, ri);
     PQclear(res);

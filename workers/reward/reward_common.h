@@ -16,6 +16,7 @@
 typedef struct qpo_run_info {
     char task[64], setting[16], target[128];
     int seed, test_size;
+    double avg_acc_weight; /* the run's reward.avg_acc_weight */
     char *base_url, *model, *config;
 } qpo_run_info;
 

@@ -37,13 +37,13 @@ static int load_d0_range(PGconn *conn, const qpo_run_info *ri, d0_range *r, qpo_
 
 /* One qpo.rewards row per pair, keyed by column name (the table defines the row). */
 static json_t *reward_rows(const qpo_scoring *s, const json_t *payload, int64_t job_id,
-                           double avg_acc, d0_range range) {
+                           double avg_acc, double weight, d0_range range) {
     bool few = s->sets != NULL;
     bool math = s->task->type == QPO_TASK_MATH;
     json_t *rows = json_array();
     for (size_t i = 0; i < s->n_items; i++) {
         const qpo_score_item *it = &s->items[i];
-        double raw = qpo_pair_raw_reward(s, it, avg_acc);
+        double raw = qpo_pair_raw_reward(s, it, avg_acc, weight);
         json_t *row = json_object();
         json_object_set(row, "run_id", json_object_get(payload, "run_id"));
         json_object_set(row, "loop", json_object_get(payload, "loop"));
@@ -158,9 +158,10 @@ qpo_job_status qpo_reward_job_reward(const qpo_reward_env *env, const json_t *pa
                  (unsigned long long)ls.audit.attempts,
                  (unsigned long long)ls.audit.failed_attempts);
         out->result = result;
-        qpo_outcome_add_rows(out, "qpo.rewards",
-                             reward_rows(&b.s, payload, env->job_id, avg_acc, b.range),
-                             (long)b.s.n_items);
+        qpo_outcome_add_rows(
+            out, "qpo.rewards",
+            reward_rows(&b.s, payload, env->job_id, avg_acc, b.ri.avg_acc_weight, b.range),
+            (long)b.s.n_items);
         qpo_llm_session_add_hits(out, &ls);
     }
     qpo_llm_session_close(&ls);
