@@ -69,6 +69,8 @@ static void test_defaults_are_the_recipe(void **state) {
                         "heldout");
     assert_true(real_at(r, "hyper", "heldout") == 0.1);
     assert_true(json_is_false(json_object_get(r, "oracle")));
+    /* The authors' reward: 10 on the prompt's avg_acc. */
+    assert_true(real_at(r, "reward", "avg_acc_weight") == 10);
     assert_int_equal((int)real_at(r, "collect", "batches"), 10);
     assert_int_equal((int)real_at(r, "collect", "batch_size"), 100);
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "collect"), "draw")),
@@ -84,6 +86,25 @@ static void test_defaults_are_the_recipe(void **state) {
     assert_int_equal(json_integer_value(json_object_get(t, "max_inflight")), 8);
     json_decref(r);
     json_decref(cfg);
+}
+
+/* A chosen weight, 0 included (the falsy value a default must not replace), is kept. */
+static void test_reward_weight_is_kept(void **state) {
+    (void)state;
+    const char *values[] = {"0", "2.5", "100"};
+    double want[] = {0, 2.5, 100};
+    for (int i = 0; i < 3; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "{\"avg_acc_weight\": %s}", values[i]);
+        json_t *cfg = with("reward", text);
+        qpo_err err = {0};
+        json_t *r = qpo_config_resolve(cfg, &err);
+        if (!r)
+            fail_msg("%s refused: %s", text, err.msg);
+        assert_true(real_at(r, "reward", "avg_acc_weight") == want[i]);
+        json_decref(r);
+        json_decref(cfg);
+    }
 }
 
 static void test_refusals_name_the_field(void **state) {
@@ -152,6 +173,15 @@ static void test_refusals_name_the_field(void **state) {
     expect_error("hyper", "{\"heldout\": 0}",
                  "hyper.heldout: must be above 0 when hyper.select is \"heldout\"");
     expect_error("oracle", "1", "oracle: must be true or false");
+    expect_error("reward", "{\"avg_acc_weight\": -1}",
+                 "reward.avg_acc_weight: must be a number in [0, 100]");
+    expect_error("reward", "{\"avg_acc_weight\": 101}",
+                 "reward.avg_acc_weight: must be a number in [0, 100]");
+    expect_error("reward", "{\"avg_acc_weight\": \"0\"}",
+                 "reward.avg_acc_weight: must be a number in [0, 100]");
+    expect_error("reward", "{\"avg_acc\": 0}",
+                 "reward.avg_acc: unknown key; known: avg_acc_weight");
+    expect_error("reward", "[0]", "reward: must be an object");
     expect_error("test", "{\"shards\": 0}", "test.shards: must be an integer in [1, 1000]");
     expect_error("colect", "{}", "colect: unknown key; known: ");
 }
@@ -344,6 +374,7 @@ static void test_config_size_is_bounded(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_are_the_recipe),
+        cmocka_unit_test(test_reward_weight_is_kept),
         cmocka_unit_test(test_refusals_name_the_field),
         cmocka_unit_test(test_shipped_examples_are_valid),
         cmocka_unit_test(test_unparsable_file_names_line),
