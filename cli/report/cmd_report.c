@@ -35,6 +35,7 @@ static int fetch(PGconn *conn, qpo_report_data *d, qpo_err *err) {
     }
     d->name = PQgetvalue(d->experiment, 0, 0);
     d->state = PQgetvalue(d->experiment, 0, 1);
+    d->avg_acc_weights = PQgetvalue(d->experiment, 0, 2);
     if (!(d->results = qpo_db_named(conn, "report_results", 1, p, err)) ||
         !(d->rewards = qpo_db_named(conn, "report_rewards", 1, p, err)) ||
         !(d->loss = qpo_db_named(conn, "report_loss", 1, p, err)) ||

@@ -9,7 +9,7 @@
 
 typedef struct qpo_report_data {
     long long id;
-    const char *name, *state;
+    const char *name, *state, *avg_acc_weights; /* the runs' reward.avg_acc_weight */
     PGresult *experiment, *results, *rewards, *loss, *cost;
 } qpo_report_data;
 

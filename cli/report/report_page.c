@@ -243,8 +243,10 @@ void qpo_report_html(FILE *o, const qpo_report_data *d) {
     fputs("</h1>\n<p class=\"note\">state: ", o);
     esc(o, d->state);
     fputs(". Accuracy is on each run's test sample; the spread is the standard deviation over "
-          "seeds (n/a for one seed).</p>\n",
+          "seeds (n/a for one seed). Raw reward: avg_acc weight ",
           o);
+    esc(o, d->avg_acc_weights);
+    fputs(" (reward.avg_acc_weight; the authors' recipe uses 10).</p>\n", o);
     section(o, "Accuracy", d->results, "No test scores yet.", results_section);
     section(o, "Rewards of the collected pairs", d->rewards, "No collected pairs yet.",
             rewards_section);

@@ -3,8 +3,12 @@
 -- what `qpo results` and `qpo status` say.
 
 -- name: report_experiment
--- $1 experiment: its name and state (no row: it does not exist).
-SELECT name, state FROM qpo.experiments WHERE id = $1;
+-- $1 experiment: its name, state and its runs' reward.avg_acc_weight (no row: it does not
+-- exist).
+SELECT name, state,
+       coalesce((SELECT string_agg(DISTINCT avg_acc_weight::text, ', ') FROM qpo.runs
+                 WHERE experiment_id = $1), 'n/a') AS avg_acc_weights
+FROM qpo.experiments WHERE id = $1;
 
 -- name: report_results
 -- $1 experiment: qpo.results as `qpo results` shows it (std_acc empty for one seed).

@@ -2,7 +2,8 @@
  * `qpo demo --db` submits a small experiment with weight 0, the scheduler plans it, the cpu
  * worker's d0 job builds D_0 against qpo sim-llm and its reward jobs score loop 1's collected
  * pairs. Every stored raw reward must then be the recipe's formula without the avg_acc term
- * (10 correct - NLL of the gold label), `qpo results` must say which weight the runs used, and
+ * (10 correct - NLL of the gold label), `qpo results` and the report must say which weight the
+ * runs used, and
  * D_0 of that target must refuse records of another weight (the importer's default 10).
  * Needs ../shared/data. */
 #include <setjmp.h>
@@ -121,6 +122,13 @@ static void test_weight_0_reaches_the_stored_rewards(void **state) {
     assert_int_equal(PQstatus(conn), CONNECTION_OK);
     check_rewards(conn);
     long long before = count(conn, "SELECT count(*) FROM qpo.d0_records");
+    /* qpo demo wrote the report too: its header names the weight. */
+    char page[160];
+    snprintf(page, sizeof(page), "%s/report/index.html", out);
+    char *html = demo_slurp(page);
+    if (!strstr(html, "Raw reward: avg_acc weight 0 "))
+        fail_msg("%s does not name the weight", page);
+    free(html);
 
     /* The same target's D_0 at the importer's default weight: refused, nothing written. */
     qpo_run_result r;
