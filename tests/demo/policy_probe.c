@@ -263,6 +263,41 @@ static void top_record_policy(const d0_file *d, const sim_api *api, const sim_it
     free(c), free(best);
 }
 
+/* What a policy trained on D_0's global range sees near r* = 100: the records in the top
+ * of the range, the prompt most of them hold, and that prompt on the dev items. A
+ * query whose rewards all sit low (a hard query) has no record there, whatever its best
+ * prompt. frac: the band's share of the range. */
+static void top_band(const d0_file *d, const sim_api *api, const sim_item **items, size_t nq,
+                     double frac) {
+    double lo = 1e300, hi = -1e300;
+    for (size_t i = 0; i < d->n; i++)
+        lo = fmin(lo, d->recs[i].raw_reward), hi = fmax(hi, d->recs[i].raw_reward);
+    double cut = hi - frac * (hi - lo);
+    size_t band = 0, top = 0;
+    const char *mode = NULL;
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->recs[i].raw_reward < cut)
+            continue;
+        band++;
+        size_t c = 0;
+        for (size_t j = 0; j < d->n; j++)
+            c += d->recs[j].raw_reward >= cut && !strcmp(d->recs[j].prompt, d->recs[i].prompt);
+        if (c > top)
+            top = c, mode = d->recs[i].prompt;
+    }
+    unsigned char *c = calloc(nq, 1);
+    qpo_err err = {0};
+    if (!mode || sim_eval_matrix(api, &mode, 1, items, nq, c, &err))
+        exit(1);
+    double acc = 0;
+    for (size_t i = 0; i < nq; i++)
+        acc += c[i];
+    printf("top %.0f%% of D_0's range: %zu records, its mode prompt holds %zu (%.0f%%), dev %.3f: "
+           "%.60s\n",
+           100 * frac, band, top, 100.0 * (double)top / (double)band, acc / (double)nq, mode);
+    free(c);
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -420,6 +455,9 @@ int main(int argc, char **argv) {
     group_ceiling(&d, &api, items, nq, 0);
     group_ceiling(&d, &api, items, nq, 1);
     top_record_policy(&d, &api, items, nq, single);
+    top_band(&d, &api, items, nq, 0.1);
+    top_band(&d, &api, items, nq, 0.03);
+    top_band(&d, &api, items, nq, 0.01);
     double t0 = now_s();
     for (int e = 1; e <= a.epochs; e++) {
         qpo_loss l;
