@@ -3,8 +3,8 @@
  * worker's d0 job builds D_0 against qpo sim-llm and its reward jobs score loop 1's collected
  * pairs. Every stored raw reward must then be the recipe's formula without the avg_acc term
  * (10 correct - NLL of the gold label), `qpo results` and the report must say which weight the
- * runs used, and
- * D_0 of that target must refuse records of another weight (the importer's default 10).
+ * runs used, D_0 of that target must refuse records of another weight (the importer's
+ * default 10), and a run of the authors' weight on it is told why it cannot start.
  * Needs ../shared/data. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -149,6 +149,16 @@ static void test_weight_0_reaches_the_stored_rewards(void **state) {
     assert_int_equal(count(conn, "SELECT count(*) FROM qpo.d0_records WHERE query = 'a tweet' "
                                  "AND abs(raw_reward - 9.5) < 1e-9 AND avg_acc_weight = 0"),
                      1);
+    /* A run asking the authors' weight of this D_0 is named as lacking its data. */
+    PGresult *res = PQexec(conn, "INSERT INTO qpo.runs (experiment_id, task, setting, target, "
+                                 "seed, loops) SELECT max(id), 'tweet_emotion', 'zero_shot', "
+                                 "'sim', 99, 1 FROM qpo.experiments RETURNING "
+                                 "qpo.run_data_problem(id)");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("%s", PQerrorMessage(conn));
+    if (!strstr(PQgetvalue(res, 0, 0), "reward.avg_acc_weight 0, the run asks for 10"))
+        fail_msg("run_data_problem: %s", PQgetvalue(res, 0, 0));
+    PQclear(res);
     PQfinish(conn);
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", out);
