@@ -12,9 +12,13 @@
  * top-reward record, and scores "the mode of those per group" (a perfect greedy r* = 100
  * policy over D_0's prompts) on the dev items. epochs=0 stops there.
  *
+ * qnorm=1 rescales each query's rewards to 0..100 by that query's own D_0 range before
+ * training, so r* = 100 means "the best D_0 logged for this query" (an experiment, not what
+ * qpo's trainer does).
+ *
  * usage: demo_policy_probe D0.jsonl SHARED_DIR [key=value ...]
  *   epochs=8 report=2,4,8 lr=1e-3 batch=32 lambda=0.1 switch=1 dropout=0.1 seed=0
- *   dev=300 dev_from=1500 rstar=100 vocab=d0|full layers=2 d=64 heads=4 clip=0.25 w=10 */
+ *   dev=300 dev_from=1500 rstar=100 vocab=d0|full layers=2 d=64 heads=4 clip=0.25 w=10 qnorm=0 */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +35,7 @@
 #include "train.h"
 
 typedef struct probe_args {
-    int epochs, batch, seed, dev, dev_from, vocab_d0, layers, d, heads, sw;
+    int epochs, batch, seed, dev, dev_from, vocab_d0, layers, d, heads, sw, qnorm;
     double lr, lambda, dropout, rstar, clip, w; /* w < 0: keep the file's rewards */
     char report[256];
 } probe_args;
@@ -92,6 +96,8 @@ static void parse_args(int argc, char **argv, probe_args *a) {
             a->rstar = atof(v);
         else if (!strcmp(k, "clip"))
             a->clip = atof(v);
+        else if (!strcmp(k, "qnorm"))
+            a->qnorm = atoi(v);
         else if (!strcmp(k, "w"))
             a->w = atof(v);
         else if (!strcmp(k, "report"))
@@ -151,6 +157,22 @@ static void load_d0(const char *path, d0_file *d, double w) {
         d->recs[i].prompt = json_string_value(json_object_get(o, "p"));
         d->recs[i].raw_reward = reweight(o, w);
     }
+}
+
+/* Each query's rewards onto 0..100 by its own min and max (a query whose records all tie
+ * gets 100). */
+static void per_query_range(d0_file *d) {
+    double *out = calloc(d->n, sizeof *out);
+    for (size_t i = 0; i < d->n; i++) {
+        double lo = 1e300, hi = -1e300;
+        for (size_t j = 0; j < d->n; j++)
+            if (!strcmp(d->recs[j].query, d->recs[i].query))
+                lo = fmin(lo, d->recs[j].raw_reward), hi = fmax(hi, d->recs[j].raw_reward);
+        out[i] = hi > lo ? 100 * (d->recs[i].raw_reward - lo) / (hi - lo) : 100;
+    }
+    for (size_t i = 0; i < d->n; i++)
+        d->recs[i].raw_reward = out[i];
+    free(out);
 }
 
 static int is_d0_query(const d0_file *d, const char *q) {
@@ -393,6 +415,8 @@ int main(int argc, char **argv) {
     parse_args(argc, argv, &a);
     d0_file d = {0};
     load_d0(argv[1], &d, a.w);
+    if (a.qnorm)
+        per_query_range(&d);
     char dir[1024], msg[512];
     snprintf(dir, sizeof dir, "%s/gpt2_bpe", argv[2]);
     qpo_tokenizer *tok = qpo_tokenizer_load_bpe(dir, msg, sizeof msg);
