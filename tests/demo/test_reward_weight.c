@@ -152,8 +152,11 @@ static void test_weight_0_reaches_the_stored_rewards(void **state) {
     /* A run asking the authors' weight of this D_0 is named as lacking its data. */
     PGresult *res = PQexec(conn, "INSERT INTO qpo.runs (experiment_id, task, setting, target, "
                                  "seed, loops) SELECT max(id), 'tweet_emotion', 'zero_shot', "
-                                 "'sim', 99, 1 FROM qpo.experiments RETURNING "
-                                 "qpo.run_data_problem(id)");
+                                 "'sim', 99, 1 FROM qpo.experiments");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fail_msg("%s", PQerrorMessage(conn));
+    PQclear(res);
+    res = PQexec(conn, "SELECT qpo.run_data_problem(max(id)) FROM qpo.runs");
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         fail_msg("%s", PQerrorMessage(conn));
     if (!strstr(PQgetvalue(res, 0, 0), "reward.avg_acc_weight 0, the run asks for 10"))

@@ -16,6 +16,7 @@
 #include "db.h"
 #include "pair_reward.h"
 #include "pgtest.h"
+#include "reward_formula.h"
 #include "sched_util.h"
 
 static qpo_pgtest *pg;
@@ -460,7 +461,7 @@ static void assert_import_matches_jobs(const char *info, const char *task, const
     PQclear(res);
     PQfinish(conn);
     qpo_scoring s = {.task = qpo_task_find(task), .n_sets = 1, .items = item, .n_items = 1};
-    assert_close(imported, qpo_pair_raw_reward(&s, item, 0.25), task);
+    assert_close(imported, qpo_pair_raw_reward(&s, item, 0.25, QPO_REWARD_AVG_ACC_WEIGHT), task);
     assert_close(imported, want, task);
 }
 
