@@ -145,47 +145,81 @@ static int paired_diffs(const PGresult *items, const qpo_result_row *q, const qp
     return 0;
 }
 
-/* The best baseline a QPO row of loop t is measured against: the highest mean among the
- * group's fixed and chosen baselines (loop 0) and its policy_mode of loop t. */
+/* A baseline a QPO row of loop t is measured against: the group's fixed and chosen baselines
+ * (loop 0) and its policy_mode of loop t. */
+static int is_baseline_of(const qpo_result_row *b, const qpo_result_row *q) {
+    return same_group(b, q) && !strncmp(b->source, "baseline:", 9) &&
+           (b->loop == 0 || b->loop == q->loop);
+}
+
+/* The best baseline: the highest mean among them. */
 static const qpo_result_row *best_baseline(const qpo_results *r, const qpo_result_row *q) {
     const qpo_result_row *best = NULL;
-    for (size_t i = 0; i < r->n; i++) {
-        const qpo_result_row *b = &r->rows[i];
-        if (same_group(b, q) && !strncmp(b->source, "baseline:", 9) &&
-            (b->loop == 0 || b->loop == q->loop) && (!best || b->mean_acc > best->mean_acc))
-            best = b;
-    }
+    for (size_t i = 0; i < r->n; i++)
+        if (is_baseline_of(&r->rows[i], q) && (!best || r->rows[i].mean_acc > best->mean_acc))
+            best = &r->rows[i];
     return best;
 }
 
-static void compare(qpo_results *r, qpo_result_row *q, const PGresult *items) {
-    const qpo_result_row *base = best_baseline(r, q);
-    if (!base)
-        return;
+/* QPO - base with its interval into *out; -1 when some seed has no paired item. */
+static int paired_interval(const PGresult *items, const qpo_result_row *q,
+                           const qpo_result_row *base, qpo_result_vs *out) {
     double **diffs;
     size_t *n, seeds;
     paired_diffs(items, q, base, &diffs, &n, &seeds);
-    q->paired_min = seeds ? (long)n[0] : 0;
+    out->paired_min = seeds ? (long)n[0] : 0;
     for (size_t s = 0; s < seeds; s++)
-        if ((long)n[s] < q->paired_min)
-            q->paired_min = (long)n[s];
-    if (seeds && q->paired_min > 0 &&
-        qpo_paired_bootstrap((const double *const *)diffs, n, seeds, QPO_BOOTSTRAP_RESAMPLES,
-                             QPO_BOOTSTRAP_SEED, &q->diff) == 0) {
-        q->vs = strdup(base->source);
-        double half = (q->diff.hi - q->diff.lo) / 2;
-        if (q->paired_min < QPO_RESULTS_MIN_ITEMS || half > QPO_RESULTS_MAX_HALF_WIDTH)
-            warn(r,
-                 "%s %s %s loop %d: QPO - %s rests on %ld paired test items per seed and its "
-                 "95%% interval is +-%.1f points: too wide to tell a few points apart (want "
-                 ">= %d items and <= %.0f points)",
-                 q->task, q->setting, q->target, q->loop, base->source, q->paired_min, 100 * half,
-                 QPO_RESULTS_MIN_ITEMS, 100 * QPO_RESULTS_MAX_HALF_WIDTH);
-    }
+        if ((long)n[s] < out->paired_min)
+            out->paired_min = (long)n[s];
+    int rc =
+        seeds && out->paired_min > 0 &&
+                qpo_paired_bootstrap((const double *const *)diffs, n, seeds,
+                                     QPO_BOOTSTRAP_RESAMPLES, QPO_BOOTSTRAP_SEED, &out->diff) == 0
+            ? 0
+            : -1;
     for (size_t s = 0; s < seeds; s++)
         free(diffs[s]);
     free(diffs);
     free(n);
+    if (rc == 0)
+        out->baseline = strdup(base->source);
+    return rc;
+}
+
+static void compare_all(qpo_results *r, qpo_result_row *q, const PGresult *items) {
+    for (size_t i = 0; i < r->n; i++) {
+        if (!is_baseline_of(&r->rows[i], q))
+            continue;
+        qpo_result_vs v = {0};
+        if (paired_interval(items, q, &r->rows[i], &v) < 0)
+            continue;
+        q->vs_all = realloc(q->vs_all, (q->nvs_all + 1) * sizeof *q->vs_all);
+        if (!q->vs_all)
+            abort();
+        q->vs_all[q->nvs_all++] = v;
+    }
+}
+
+static void compare(qpo_results *r, qpo_result_row *q, const PGresult *items) {
+    compare_all(r, q, items);
+    const qpo_result_row *base = best_baseline(r, q);
+    const qpo_result_vs *v = NULL;
+    for (size_t i = 0; base && i < q->nvs_all; i++)
+        if (!strcmp(q->vs_all[i].baseline, base->source))
+            v = &q->vs_all[i];
+    if (!v)
+        return;
+    q->vs = strdup(v->baseline);
+    q->diff = v->diff;
+    q->paired_min = v->paired_min;
+    double half = (q->diff.hi - q->diff.lo) / 2;
+    if (q->paired_min < QPO_RESULTS_MIN_ITEMS || half > QPO_RESULTS_MAX_HALF_WIDTH)
+        warn(r,
+             "%s %s %s loop %d: QPO - %s rests on %ld paired test items per seed and its "
+             "95%% interval is +-%.1f points: too wide to tell a few points apart (want "
+             ">= %d items and <= %.0f points)",
+             q->task, q->setting, q->target, q->loop, base->source, q->paired_min, 100 * half,
+             QPO_RESULTS_MIN_ITEMS, 100 * QPO_RESULTS_MAX_HALF_WIDTH);
 }
 
 static void read_row(const PGresult *agg, int i, qpo_result_row *row) {
@@ -229,6 +263,9 @@ void qpo_results_free(qpo_results *r) {
         free(row->target);
         free(row->source);
         free(row->vs);
+        for (size_t k = 0; k < row->nvs_all; k++)
+            free(row->vs_all[k].baseline);
+        free(row->vs_all);
     }
     free(r->rows);
     for (size_t i = 0; i < r->nwarnings; i++)

@@ -2,9 +2,9 @@
 #define QPO_SCHED_RESULTS_H
 
 /* What `qpo results` shows: the aggregates of the view qpo.results, and for each loop's QPO
- * row its paired difference against the best baseline of that loop, with a seeded 95%
- * bootstrap interval over the same test items, plus warnings where the numbers cannot carry
- * a conclusion. */
+ * row its paired difference against the best baseline of that loop (and against each of the
+ * loop's baselines), with a seeded 95% bootstrap interval over the same test items, plus
+ * warnings where the numbers cannot carry a conclusion. */
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -30,6 +30,13 @@ typedef struct qpo_interval {
 int qpo_paired_bootstrap(const double *const *diffs, const size_t *n, size_t seeds, int resamples,
                          uint64_t seed, qpo_interval *out);
 
+/* A QPO row against one baseline: QPO - baseline, paired over the same items. */
+typedef struct qpo_result_vs {
+    char *baseline;
+    qpo_interval diff;
+    long paired_min; /* the fewest paired items of a seed */
+} qpo_result_vs;
+
 typedef struct qpo_result_row {
     char *task, *setting, *target, *source;
     int loop, seeds;
@@ -40,6 +47,11 @@ typedef struct qpo_result_row {
     char *vs;
     qpo_interval diff;
     long paired_min; /* the fewest paired items of a seed */
+    /* qpo rows: the same against every baseline of the loop whose items pair on every seed
+     * (fixed ones, best_single, policy_mode), so a reader can quote QPO - best_single even
+     * when policy_mode is the best baseline */
+    qpo_result_vs *vs_all;
+    size_t nvs_all;
 } qpo_result_row;
 
 typedef struct qpo_results {

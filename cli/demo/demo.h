@@ -36,7 +36,7 @@ int demo_start_pipeline(demo_ctx *d, qpo_err *err);
 /* Polls until the experiment is done (0), failed or a child died (-1, err says which job
  * or process and its error), or *stop was set by a signal (-1). */
 int demo_wait(demo_ctx *d, volatile const int *stop, qpo_err *err);
-/* Prints `qpo results` and writes OUT/results.txt and OUT/results.csv (and the report when
+/* Prints `qpo results` and writes OUT/results.txt, .csv and .json (and the report when
  * `qpo report` exists). */
 int demo_results(demo_ctx *d, qpo_err *err);
 

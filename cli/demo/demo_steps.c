@@ -387,10 +387,11 @@ int demo_results(demo_ctx *d, qpo_err *err) {
     char exp[32], path[700];
     snprintf(exp, sizeof(exp), "%lld", d->experiment);
     if (results_into(d, exp, "table", "results.txt", true, err) < 0 ||
-        results_into(d, exp, "csv", "results.csv", false, err) < 0)
+        results_into(d, exp, "csv", "results.csv", false, err) < 0 ||
+        results_into(d, exp, "json", "results.json", false, err) < 0)
         return -1;
     demo_path(d, "results.txt", path, sizeof(path));
-    printf("written to %s and results.csv\n", path);
+    printf("written to %s, results.csv and results.json\n", path);
     PGconn *conn = qpo_db_connect(d->conninfo, "qpo demo", err);
     if (!conn)
         return -1;

@@ -20,7 +20,8 @@ static const char usage[] =
     "oracle over D_0's source prompts; mean and standard deviation over seeds (the SQL view\n"
     "qpo.results; n/a for one seed). QPO rows add QPO minus the loop's best baseline, paired\n"
     "over the same test items, with a 95% bootstrap interval (2000 resamples of each seed's\n"
-    "items, averaged over seeds) and the number of distinct test prompts the policy wrote.\n"
+    "items, averaged over seeds) and the number of distinct test prompts the policy wrote;\n"
+    "--format json also gives QPO minus each baseline (vs_baselines).\n"
     "The weight of avg_acc in the runs' raw rewards (config reward.avg_acc_weight) is shown\n"
     "with them: the authors' recipe uses 10.\n";
 
@@ -75,6 +76,18 @@ static json_t *num(double v) {
     return isnan(v) ? json_null() : json_real(v);
 }
 
+static json_t *vs_list(const qpo_result_row *x) {
+    json_t *list = json_array();
+    for (size_t k = 0; k < x->nvs_all; k++) {
+        const qpo_result_vs *v = &x->vs_all[k];
+        json_array_append_new(list,
+                              json_pack("{ss sf sf sf sI}", "baseline", v->baseline, "diff",
+                                        v->diff.mean, "ci_low", v->diff.lo, "ci_high", v->diff.hi,
+                                        "paired_items_min", (json_int_t)v->paired_min));
+    }
+    return list;
+}
+
 static void print_json(const qpo_results *r, const weights *w) {
     json_t *rows = json_array(), *warnings = json_array();
     for (size_t i = 0; i < r->n; i++) {
@@ -89,6 +102,8 @@ static void print_json(const qpo_results *r, const weights *w) {
                                 json_pack("{ss sf sf sf sI}", "baseline", x->vs, "diff",
                                           x->diff.mean, "ci_low", x->diff.lo, "ci_high", x->diff.hi,
                                           "paired_items_min", (json_int_t)x->paired_min));
+        if (x->nvs_all)
+            json_object_set_new(row, "vs_baselines", vs_list(x));
         json_array_append_new(rows, row);
     }
     for (size_t i = 0; i < r->nwarnings; i++)

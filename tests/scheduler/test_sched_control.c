@@ -266,8 +266,11 @@ static void test_all_jobs_succeeded_is_done(void **state) {
  * mean 0.5 and population std 0.25; the baseline (loop 0) 1.0 and 0.5 -> 0.75 +- 0.25.
  * Paired on the items both scored (1 and 2): seed 0's differences are 0 and 0, seed 1's +0.5
  * and -0.5, so the mean is 0 and every resample's statistic is one of -0.25, 0, +0.25: the
- * 95% interval is [-0.25, +0.25]. policy_mode (seed 0 only) and the oracle (seed 0: two source
- * prompts, each right on one of two items -> 1.0) have one seed: no spread. */
+ * 95% interval is [-0.25, +0.25]. policy_mode scores items 1 and 2 as 0, 1 (seed 0) and 0, 0
+ * (seed 1): mean 0.25; QPO - policy_mode is +1, 0 on both seeds, so each seed's resampled mean
+ * is 0, 0.5 or 1 and their average is 0 with probability 1/16 > 2.5%: [0, +1] around +0.5.
+ * The oracle (seed 0: two source prompts, each right on one of two items -> 1.0) has one
+ * seed: no spread. */
 static void test_results_view_math(void **state) {
     char info[1024];
     PGconn *conn;
@@ -283,6 +286,7 @@ static void test_results_view_math(void **state) {
              "(0, 0, 'baseline:manual', 1, 1.0), (0, 0, 'baseline:manual', 2, 1.0), "
              "(1, 0, 'baseline:manual', 1, 0.5), (1, 0, 'baseline:manual', 2, 0.5), "
              "(0, 1, 'baseline:policy_mode', 1, 0.0), (0, 1, 'baseline:policy_mode', 2, 1.0), "
+             "(1, 1, 'baseline:policy_mode', 1, 0.0), (1, 1, 'baseline:policy_mode', 2, 0.0), "
              "(0, 0, 'oracle:0', 1, 1.0), (0, 0, 'oracle:0', 2, 0.0), "
              "(0, 0, 'oracle:1', 1, 0.0), (0, 0, 'oracle:1', 2, 1.0)) "
              "AS v(seed, loop, source, item, acc) ON v.seed = r.seed "
@@ -313,7 +317,7 @@ static void test_results_view_math(void **state) {
     assert_true(fabs(strtod(PQgetvalue(res, 1, 3), NULL) - 1.0) < 1e-12);
     assert_true(PQgetisnull(res, 1, 4)); /* one seed: no spread, not 0 */
     assert_string_equal(PQgetvalue(res, 2, 0), "baseline:policy_mode");
-    assert_true(fabs(strtod(PQgetvalue(res, 2, 3), NULL) - 0.5) < 1e-12);
+    assert_true(fabs(strtod(PQgetvalue(res, 2, 3), NULL) - 0.25) < 1e-12);
     assert_string_equal(PQgetvalue(res, 3, 0), "qpo");
     assert_int_equal(qpo_db_int64(res, 3, 2), 2);
     assert_true(fabs(strtod(PQgetvalue(res, 3, 3), NULL) - 0.5) < 1e-12);
@@ -356,6 +360,17 @@ static void test_results_view_math(void **state) {
     assert_string_equal(json_string_value(json_object_get(vs, "baseline")), "baseline:manual");
     assert_true(fabs(json_real_value(json_object_get(vs, "ci_low")) + 0.25) < 1e-12);
     assert_true(fabs(json_real_value(json_object_get(vs, "ci_high")) - 0.25) < 1e-12);
+    /* Every baseline of loop 1, not only the best: manual as above, then policy_mode. */
+    json_t *all = json_object_get(q, "vs_baselines");
+    assert_int_equal(json_array_size(all), 2);
+    json_t *pm = json_array_get(all, 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(all, 0), "baseline")),
+                        "baseline:manual");
+    assert_string_equal(json_string_value(json_object_get(pm, "baseline")), "baseline:policy_mode");
+    assert_true(fabs(json_real_value(json_object_get(pm, "diff")) - 0.5) < 1e-12);
+    assert_true(fabs(json_real_value(json_object_get(pm, "ci_low"))) < 1e-12);
+    assert_true(fabs(json_real_value(json_object_get(pm, "ci_high")) - 1.0) < 1e-12);
+    assert_int_equal(json_integer_value(json_object_get(pm, "paired_items_min")), 2);
     assert_true(json_is_null(json_object_get(json_array_get(rows, 1), "std_acc")));
     assert_int_equal(json_array_size(json_object_get(doc, "warnings")), 2);
     json_decref(doc);
