@@ -1,77 +1,160 @@
 #!/usr/bin/env bash
-# QPO against the best single source prompt and the per-query oracle, on the simulated target
-# (qpo sim-llm), for TweetEval zero-shot and few-shot, SVAMP and GSM8K: each case is one
-# `qpo demo --config` run (throwaway cluster, D_0 built against the simulator by the d0 job,
-# the scheduler and workers as processes), then a table of the last loop's numbers from
-# `qpo results --format csv`, with QPO minus the best baseline and its 95% paired bootstrap
-# interval. Not run in CI: each case takes minutes.
-#   bench/qpo_vs_best_single.sh [--data DIR] [--out DIR] [--cases "tweet_zero tweet_few svamp gsm8k"]
-# Knobs (environment): SEEDS (default "0 1 2"), LOOPS (2), TEST (200).
+# QPO against the best single source prompt, policy_mode and the per-query oracle on the
+# simulated target (qpo sim-llm): TweetEval emotion zero-shot and few-shot, SVAMP and GSM8K
+# (zero-shot). Each case is one `qpo demo --config bench/configs/CASE.json` run (a throwaway
+# cluster, data imported from the data folder, D_0 built against the simulator by the d0 job,
+# the scheduler and workers as processes); the table is read from the run's `qpo results
+# --format json` (results.json): the last loop's QPO (mean +- sd over seeds), the baselines,
+# the oracle, and QPO minus the best single prompt paired over the same test items with its
+# 95% bootstrap interval, as `qpo results` computes it (vs_baselines).
+#
+# Size: each full case (3 seeds, 2 loops, 200 test items) is sized for a few minutes on a quiet
+# 2-core machine (the demo's experiment); --quick (1 seed, 60 test items) is a smoke run of
+# about a minute or two per case. Measured figures: bench/README.md. Not run in CI.
+#
+#   bench/qpo_vs_best_single.sh [--quick] [--data DIR] [--out DIR] [--cases "CASE..."]
+#   bench/qpo_vs_best_single.sh --table-only [--out DIR] [--cases "CASE..."]
+#   cases: tweet_zero tweet_few svamp gsm8k (default: all four, in that order)
+# The table (markdown) goes to stdout, progress to stderr; --table-only prints the table of an
+# earlier run's OUT again. Exit 2 on bad usage, 1 when a case has no result.
+# QPO_BIN names the qpo binary (default build/qpo). Needs jq.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-qpo="$(pwd)/build/qpo"
-data="${QPO_DATA_DIR:-$(pwd)/../shared/data}"
-out="./qpo-bench-vs-best"
-cases="tweet_zero tweet_few svamp gsm8k"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --data) data=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --cases) cases=$2; shift 2 ;;
-    *) echo "usage: bench/qpo_vs_best_single.sh [--data DIR] [--out DIR] [--cases LIST]" >&2; exit 2 ;;
-  esac
-done
-[ -x "$qpo" ] || { echo "bench: build/qpo is missing; run ./qpo.sh build" >&2; exit 2; }
-seeds=$(echo "${SEEDS:-0 1 2}" | sed 's/ \+/, /g')
-loops=${LOOPS:-2}
-test_size=${TEST:-200}
-mkdir -p "$out"
 
-# config CASE: the experiment of one case, on the demo's policy and training knobs.
-config() {
-  local task setting collections
-  case "$1" in
-    tweet_zero) task=tweet_emotion setting=zero_shot ;;
-    tweet_few) task=tweet_emotion setting=few_shot ;;
-    svamp) task=svamp setting=zero_shot ;;
-    gsm8k) task=gsm8k setting=zero_shot ;;
-    *) echo "bench: unknown case $1" >&2; exit 2 ;;
-  esac
-  cat <<JSON
-{
-  "name": "bench-$1",
-  "description": "bench/qpo_vs_best_single.sh: $task $setting against qpo sim-llm, D_0 built by the d0 job.",
-  "tasks": ["$task"], "settings": ["$setting"], "seeds": [$seeds], "loops": $loops,
-  "targets": [{"name": "sim", "base_url": "http://127.0.0.1:1/v1", "model": "sim-llama-2-7b-chat", "max_inflight": 8}],
-  "policy": {"size": "tiny", "init": "scratch", "tokenizer": "gpt2_bpe"},
-  "hyper": {"epochs_first": 8, "epochs_next": 2, "batch_size": 32},
-  "collect": {"batches": 2, "batch_size": 100},
-  "test": {"size": $test_size, "math_size": $test_size, "shards": 2},
-  "d0": {"source": "build", "queries": 100},
-  "oracle": true
-}
-JSON
+CASES="tweet_zero tweet_few svamp gsm8k"
+QUICK_TEST=60
+
+usage() {
+  echo "usage: bench/qpo_vs_best_single.sh [--quick] [--table-only] [--data DIR] [--out DIR] [--cases \"CASE...\"]" >&2
+  echo "  cases: $CASES (configs in bench/configs/)" >&2
+  exit 2
 }
 
-printf '%-11s %8s %11s %8s %8s  %-28s %s\n' case "QPO %" "best 1 %" "oracle %" "prompts" \
-  "QPO - best baseline [95%]" "wall s"
-for c in $cases; do
-  config "$c" >"$out/$c.json"
-  start=$SECONDS
-  if ! "$qpo" demo --config "$out/$c.json" --out "$out/$c" --data "$data" >"$out/$c.log" 2>&1; then
-    printf '%-11s failed: see %s\n' "$c" "$out/$c.log"
-    continue
+need_value() {
+  if [ $# -lt 2 ] || [ -z "$2" ]; then
+    echo "bench: $1 needs a value" >&2
+    usage
   fi
-  # The last loop's QPO row, the best single prompt and the oracle from results.csv.
-  awk -F, -v c="$c" -v s=$((SECONDS - start)) '
-    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-    $col["source"] == "qpo" && $col["loop"] + 0 >= last {
-      last = $col["loop"] + 0; q = $col["mean_acc"]; p = $col["distinct_prompts"]
-      d = $col["diff"]; lo = $col["ci_low"]; hi = $col["ci_high"]; vs = $col["vs"] }
-    $col["source"] == "baseline:best_single" { b = $col["mean_acc"] }
-    $col["source"] == "oracle" { o = $col["mean_acc"] }
-    END {
-      ci = d == "" ? "n/a" : sprintf("%+.1f [%+.1f, %+.1f] vs %s", 100 * d, 100 * lo, 100 * hi, vs)
-      printf "%-11s %8.1f %11.1f %8.1f %8s  %-28s %d\n", c, 100 * q, 100 * b, 100 * o, p, ci, s
-    }' "$out/$c/results.csv"
-done
+}
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --quick) quick=true; shift ;;
+      --table-only) table_only=true; shift ;;
+      --data) need_value "$@"; data=$2; shift 2 ;;
+      --out) need_value "$@"; out=$2; shift 2 ;;
+      --cases) need_value "$@"; cases=$2; shift 2 ;;
+      -h|--help) usage ;;
+      *) echo "bench: unknown argument '$1'" >&2; usage ;;
+    esac
+  done
+}
+
+check_inputs() {
+  local c
+  for c in $cases; do
+    if [ ! -f "$src/bench/configs/$c.json" ]; then
+      echo "bench: unknown case '$c': no bench/configs/$c.json (known: $CASES)" >&2
+      exit 2
+    fi
+  done
+  command -v jq >/dev/null || { echo "bench: jq is missing (scripts/install-deps.sh test)" >&2; exit 2; }
+  $table_only && return 0
+  [ -x "$qpo" ] || { echo "bench: $qpo is missing; build it first (./qpo.sh build)" >&2; exit 2; }
+  [ -d "$data" ] || { echo "bench: data folder $data is missing (--data DIR)" >&2; exit 2; }
+}
+
+# config CASE: the case's experiment; --quick keeps its first seed and 60 test items.
+config() {
+  local file="$src/bench/configs/$1.json"
+  if $quick; then
+    jq --argjson n "$QUICK_TEST" '.seeds = .seeds[:1]
+      | .test = (.test + (if .test.math_size then {math_size: $n} else {size: $n} end))
+      | .description = "--quick: first seed, \($n) test items. " + .description' "$file"
+  else
+    cat "$file"
+  fi
+}
+
+# row CONFIG RESULTS WALL: one markdown row from results.json; the reward column names the
+# config's reward weighting ("authors" when the config has no reward section).
+row() {
+  jq -r --arg wall "$3" --slurpfile cfg "$1" '
+    def tenths: (. * 1000 | round) as $t | (if $t < 0 then -$t else $t end) as $a
+      | (if $t < 0 then "-" elif $t > 0 then "+" else "" end) + "\($a / 10 | floor).\($a % 10)";
+    def pct: if . == null then "n/a" else tenths | ltrimstr("+") end;
+    def spct: if . == null then "n/a" else tenths end;
+    def acc: if . == null then "n/a" else (.mean_acc | pct) + " +- " + (.std_acc | pct) end;
+    def reward: ($cfg[0].reward // {}) as $r
+      | if ($r | length) == 0 then "authors" else ($r | tojson) end;
+    [.rows[] | select(.source == "qpo")] as $q
+    | ($q | map(.loop) | max) as $last
+    | ($q[] | select(.loop == $last)) as $qpo
+    | ([.rows[] | select(.source == "baseline:best_single")][0]) as $best
+    | ([.rows[] | select(.source == "baseline:policy_mode" and .loop == $last)][0]) as $mode
+    | ([.rows[] | select(.source == "oracle")][0]) as $oracle
+    | ([$qpo.vs_baselines[]? | select(.baseline == "baseline:best_single")][0]) as $d
+    | [$qpo.task, $qpo.setting, ($qpo.seeds | tostring),
+       (if $qpo.items_min == $qpo.items_max then ($qpo.items_min | tostring)
+        else "\($qpo.items_min)-\($qpo.items_max)" end),
+       ($last | tostring), ($qpo | acc), ($best | acc), ($mode | acc), ($oracle.mean_acc | pct),
+       ($qpo.distinct_prompts | if . == null then "n/a" else (. * 100 | round / 100 | tostring) end),
+       (if $d == null then "n/a"
+        else ($d.diff | spct) + " [" + ($d.ci_low | spct) + ", " + ($d.ci_high | spct) + "]" end),
+       reward, $wall]
+    | "| " + join(" | ") + " |"' "$2"
+}
+
+# run CASE: one qpo demo; its wall seconds into OUT/CASE.wall, its results in OUT/CASE/.
+run() {
+  local cfg="$out/$1.json" start=$SECONDS
+  config "$1" >"$cfg"
+  rm -f "$out/$1/results.json" "$out/$1.wall"
+  echo "bench: $1: qpo demo --config $cfg (log $out/$1.log)" >&2
+  if "$qpo" demo --config "$cfg" --out "$out/$1" --data "$data" >"$out/$1.log" 2>&1; then
+    echo $((SECONDS - start)) >"$out/$1.wall"
+  else
+    echo "bench: $1 failed after $((SECONDS - start)) s: see $out/$1.log" >&2
+  fi
+}
+
+print_table() {
+  local c failed=0
+  echo "| task | setting | seeds | test n | loop | QPO % | best single % | policy_mode % | oracle % | distinct prompts | QPO - best single [95%] | reward | wall s |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  for c in $cases; do
+    if [ -f "$out/$c.wall" ] && [ -f "$out/$c/results.json" ]; then
+      row "$out/$c.json" "$out/$c/results.json" "$(cat "$out/$c.wall")"
+    else
+      echo "| $c | no result: see $out/$c.log |"
+      failed=$((failed + 1))
+    fi
+  done
+  for c in $cases; do
+    [ -f "$out/$c/results.json" ] || continue
+    jq -r --arg c "$c" '.warnings[] | "\($c): warning: \(.)"' "$out/$c/results.json"
+  done
+  [ "$failed" -eq 0 ]
+}
+
+# All in one function, so that bash has read the whole script before a run of many minutes.
+main() {
+  src="$(cd "$(dirname "$0")/.." && pwd)"
+  qpo="${QPO_BIN:-$src/build/qpo}"
+  data="${QPO_DATA_DIR:-$src/../shared/data}"
+  out="./qpo-bench-vs-best"
+  cases=$CASES
+  quick=false
+  table_only=false
+  parse_args "$@"
+  check_inputs
+  mkdir -p "$out"
+  if ! $table_only; then
+    echo "bench: $(date -u +%FT%TZ), $(nproc) cores, $(uname -n); $($quick && echo quick || echo full) run; logs in $out/" >&2
+    local c
+    for c in $cases; do run "$c"; done
+  fi
+  print_table
+}
+
+main "$@"

@@ -23,6 +23,7 @@ test=(
   postgresql postgresql-contrib
   nodejs npm
   chromium
+  jq  # bench/qpo_vs_best_single.sh reads qpo results' JSON (tests/demo/test_bench_table.sh)
 )
 ci=(
   docker-compose shellcheck

@@ -215,6 +215,24 @@ static void test_shipped_examples_are_valid(void **state) {
     assert_true(n >= 9); /* one per paper task and the demo */
 }
 
+/* bench/qpo_vs_best_single.sh submits these through qpo demo: a config error would surface
+ * only minutes into a benchmark run. */
+static void test_bench_configs_are_valid(void **state) {
+    static const char *const cases[] = {"tweet_zero", "tweet_few", "svamp", "gsm8k"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%s/bench/configs/%s.json", QPO_SOURCE_DIR, cases[i]);
+        qpo_err err = {0};
+        json_t *cfg = qpo_config_load_file(path, &err);
+        json_t *r = cfg ? qpo_config_resolve(cfg, &err) : NULL;
+        if (!r)
+            fail_msg("%s: %s", path, err.msg);
+        assert_true(json_is_true(json_object_get(r, "oracle")));
+        json_decref(r);
+        json_decref(cfg);
+    }
+}
+
 static void test_unparsable_file_names_line(void **state) {
     char path[] = "/tmp/qpo-cfg-XXXXXX";
     int fd = mkstemp(path);
@@ -377,6 +395,7 @@ int main(void) {
         cmocka_unit_test(test_reward_weight_is_kept),
         cmocka_unit_test(test_refusals_name_the_field),
         cmocka_unit_test(test_shipped_examples_are_valid),
+        cmocka_unit_test(test_bench_configs_are_valid),
         cmocka_unit_test(test_unparsable_file_names_line),
         cmocka_unit_test(test_d0_build_is_shared_by_seeds),
         cmocka_unit_test(test_limits_bound_the_lists),
