@@ -20,7 +20,7 @@
 
 typedef struct oe_args {
     const char *d0, *bpe, *config, *task, *setting, *model_key;
-    double holdout, lr, reward;
+    double holdout, lr, reward, lambda; /* lambda < 0: the recipe's 0.1 and switch */
     long seed, epochs, batch, boot;
     int json;
 } oe_args;
@@ -34,7 +34,8 @@ typedef struct oe_result {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: qpo offline-eval --d0 FILE --holdout FRAC --seed S [--config tiny|gpt2]\n"
-            "       [--epochs N] [--batch N] [--lr LR] [--reward R] [--task T] [--setting S]\n"
+            "       [--epochs N] [--batch N] [--lr LR] [--lambda L] [--reward R] [--task T]\n"
+            "       [--setting S]\n"
             "       [--model-key K] [--tokenizer DIR] [--json]\n\n"
             "Trains a policy from scratch on the queries of a released D_0 file not held out,\n"
             "writes one prompt per held-out query (greedy at r* = R, default 100) and scores\n"
@@ -44,7 +45,9 @@ static void usage(FILE *f) {
             "interval. No database or LLM needed.\n"
             "  --task/--setting  default tweet_emotion, and few_shot when the file name says so\n"
             "  --tokenizer DIR   GPT-2 BPE files (or $QPO_BPE_DIR)\n"
-            "  --epochs 4, --batch 128, --lr 1e-3 (the recipe's loop-1 rate), --config tiny\n");
+            "  --epochs 4, --batch 128, --lr 1e-3 (the recipe's loop-1 rate), --config tiny\n"
+            "  --lambda L        the return loss's weight, fixed (default: the recipe's 0.1\n"
+            "                    with the authors' per-batch switch)\n");
 }
 
 static int parse_opt(int c, oe_args *a, qpo_err *err) {
@@ -76,6 +79,11 @@ static int parse_opt(int c, oe_args *a, qpo_err *err) {
         return qpo_policy_cmd_float("--lr", optarg, &a->lr, err);
     case 'r':
         return qpo_policy_cmd_float("--reward", optarg, &a->reward, err);
+    case 'L':
+        if (qpo_policy_cmd_float("--lambda", optarg, &a->lambda, err))
+            return -1;
+        return a->lambda < 0 ? qpo_err_set(err, QPO_EXIT_USAGE, "--lambda: %s is below 0", optarg)
+                             : 0;
     case 's':
         return qpo_policy_cmd_int("--seed", optarg, 0, 1L << 62, &a->seed, err);
     case 'e':
@@ -99,6 +107,7 @@ static int parse(int argc, char **argv, oe_args *a, qpo_err *err) {
                                          {"holdout", required_argument, 0, 'o'},
                                          {"lr", required_argument, 0, 'l'},
                                          {"reward", required_argument, 0, 'r'},
+                                         {"lambda", required_argument, 0, 'L'},
                                          {"seed", required_argument, 0, 's'},
                                          {"epochs", required_argument, 0, 'e'},
                                          {"batch", required_argument, 0, 'b'},
@@ -109,6 +118,7 @@ static int parse(int argc, char **argv, oe_args *a, qpo_err *err) {
                    .holdout = -1,
                    .lr = 1e-3,
                    .reward = 100,
+                   .lambda = -1,
                    .seed = -1,
                    .epochs = 4,
                    .batch = 128,
@@ -181,6 +191,10 @@ static qpo_policy *train(const oe_args *a, const qpo_records *rows, int vocab, f
     o.lr = (float)a->lr;
     o.batch_size = (int)a->batch;
     o.seed = qpo_hash2((uint64_t)a->seed, 2);
+    if (a->lambda >= 0) {
+        o.lambda = (float)a->lambda;
+        o.lambda_switch = 0;
+    }
     qpo_trainer *tr = qpo_trainer_new(p, &o, rows, msg, sizeof msg);
     int rc = tr ? 0 : -1;
     qpo_loss l = {0};
@@ -384,6 +398,9 @@ static void print_result(const oe_args *a, const oe_d0 *d, size_t ntrain, int vo
     json_object_set_new(o, "holdout", json_real(a->holdout));
     json_object_set_new(o, "reward", json_real(a->reward));
     json_object_set_new(o, "epochs", json_integer((json_int_t)a->epochs));
+    json_object_set_new(o, "lr", json_real(a->lr));
+    json_object_set_new(o, "batch", json_integer((json_int_t)a->batch));
+    json_object_set_new(o, "lambda", a->lambda >= 0 ? json_real(a->lambda) : json_string("recipe"));
     json_object_set_new(o, "config", json_string(a->config));
     json_object_set_new(o, "vocab", json_integer(vocab));
     json_object_set_new(o, "final_loss", real((double)r->loss));

@@ -69,6 +69,9 @@ static void test_bad_record(void **state) {
     assert_non_null(strstr(err, "\"query\""));
     assert_int_equal(offline_eval("--d0 x.json --seed 0", &out, &err), 2); /* no --holdout */
     assert_non_null(strstr(err, "--holdout"));
+    /* A negative weight would silently mean "the recipe's": refused by name. */
+    assert_int_equal(offline_eval("--d0 x.json --holdout 0.2 --seed 0 --lambda -1", &out, &err), 2);
+    assert_non_null(strstr(err, "--lambda: -1 is below 0"));
 }
 
 static double num(json_t *o, const char *key) {
@@ -89,8 +92,8 @@ static void test_shared_d0(void **state) {
     }
     char args[4096], *out, *err;
     snprintf(args, sizeof args,
-             "--d0 '%s/" D0_FILE "' --holdout 0.9 --seed 1 --epochs 1 --batch 64 --tokenizer "
-             "'%s/gpt2_bpe' --json",
+             "--d0 '%s/" D0_FILE "' --holdout 0.9 --seed 1 --epochs 1 --batch 64 --lambda 0.001 "
+             "--tokenizer '%s/gpt2_bpe' --json",
              data, data);
     int rc = offline_eval(args, &out, &err);
     if (rc)
@@ -102,6 +105,7 @@ static void test_shared_d0(void **state) {
     assert_int_equal((int)num(o, "n_queries"), 260);
     assert_int_equal((int)num(o, "n_records"), 8587);
     assert_int_equal((int)num(o, "n_heldout"), 234);
+    assert_true(fabs(num(o, "lambda") - 0.001) < 1e-9); /* the fixed weight it trained with */
     double cov = num(o, "coverage"), n = num(o, "n_heldout"), c = num(o, "n_covered");
     assert_true(cov >= 0 && cov <= 1);
     assert_true(fabs(cov * n - c) < 1e-6);
