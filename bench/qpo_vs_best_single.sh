@@ -137,7 +137,8 @@ print_table() {
   [ "$failed" -eq 0 ]
 }
 
-# All in one function, so that bash has read the whole script before a run of many minutes.
+# All in one function, and exit on main's line: bash reads a script as it runs, so an edit
+# to this file during a run of many minutes must not reach the running one.
 main() {
   src="$(cd "$(dirname "$0")/.." && pwd)"
   qpo="${QPO_BIN:-$src/build/qpo}"
@@ -150,6 +151,10 @@ main() {
   check_inputs
   mkdir -p "$out"
   if ! $table_only; then
+    # qpo demo starts its children from its own file: a rebuild during a run of many
+    # minutes would take it away from under them.
+    cp "$qpo" "$out/qpo.bin"
+    qpo="$out/qpo.bin"
     echo "bench: $(date -u +%FT%TZ), $(nproc) cores, $(uname -n); $($quick && echo quick || echo full) run; logs in $out/" >&2
     local c
     for c in $cases; do run "$c"; done
@@ -157,4 +162,4 @@ main() {
   print_table
 }
 
-main "$@"
+main "$@"; exit
