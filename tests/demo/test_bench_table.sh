@@ -5,7 +5,7 @@
 # written one, in the shape `qpo results --format json` prints) into the table row: the last
 # loop's QPO, best single, that loop's policy_mode, the oracle and QPO - best single from
 # vs_baselines (not the loop's best baseline), the config's reward, the wall time; a case with
-# no result is a row saying so and exit 1.
+# no result is a row saying so and exit 1; GSM8K, which has no test split, a row saying why.
 set -euo pipefail
 src=$1
 bench="$src/bench/qpo_vs_best_single.sh"
@@ -72,8 +72,13 @@ contains "the warning" "svamp: warning: svamp zero_shot sim loop 2: too wide" "$
 jq 'del(.reward)' "$out/svamp.json" >"$out/x" && mv "$out/x" "$out/svamp.json"
 status "$bench" --table-only --out "$out" --cases svamp >/dev/null
 contains "the authors' reward" "| authors | 187 |" "$(sed -n 3p "$tmp/stdout")"
-check "a case without result exits 1" 1 "$(status "$bench" --table-only --out "$out" --cases "svamp gsm8k")"
-contains "its row says so" "| gsm8k | no result: see $out/gsm8k.log |" "$(cat "$tmp/stdout")"
+check "a case without result exits 1" 1 "$(status "$bench" --table-only --out "$out" --cases "svamp tweet_few")"
+contains "its row says so" "| tweet_few | no result: see $out/tweet_few.log |" "$(cat "$tmp/stdout")"
+if ! grep -q 'gsm8k/test' "$src/config/data-manifest.json"; then
+  check "gsm8k without a test split is skipped, not failed" 0 \
+    "$(status "$bench" --table-only --out "$out" --cases "svamp gsm8k")"
+  contains "its row says why" "| gsm8k | skipped: no GSM8K test split" "$(cat "$tmp/stdout")"
+fi
 
 echo "test_bench_table: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
