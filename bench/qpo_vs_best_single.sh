@@ -8,9 +8,11 @@
 # the oracle, and QPO minus the best single prompt paired over the same test items with its
 # 95% bootstrap interval, as `qpo results` computes it (vs_baselines).
 #
-# Size: each full case (3 seeds, 2 loops, 200 test items) is sized for a few minutes on a quiet
-# 2-core machine (the demo's experiment); --quick (1 seed, 60 test items) is a smoke run of
-# about a minute or two per case. Measured figures: bench/README.md. Not run in CI.
+# Size: each full case is the demo's experiment (3 seeds, 2 loops, 200 test items): TweetEval
+# zero-shot takes 4.3 minutes on a quiet 2-core machine, SVAMP less; few-shot is the heaviest,
+# every scored request carrying its demonstrations (over 25 minutes on a 2-core VM at load
+# 15). --quick (1 seed, 60 test items) is a smoke run: 1-3 minutes per zero-shot case there.
+# Measured figures: bench/README.md. Not run in CI.
 #
 #   bench/qpo_vs_best_single.sh [--quick] [--data DIR] [--out DIR] [--cases "CASE..."]
 #   bench/qpo_vs_best_single.sh --table-only [--out DIR] [--cases "CASE..."]
