@@ -76,15 +76,17 @@ static json_t *num(double v) {
     return isnan(v) ? json_null() : json_real(v);
 }
 
+/* One comparison, the same shape in vs_best_baseline and vs_baselines. */
+static json_t *vs_json(const char *baseline, qpo_interval d, long paired_min) {
+    return json_pack("{ss sf sf sf sI}", "baseline", baseline, "diff", d.mean, "ci_low", d.lo,
+                     "ci_high", d.hi, "paired_items_min", (json_int_t)paired_min);
+}
+
 static json_t *vs_list(const qpo_result_row *x) {
     json_t *list = json_array();
-    for (size_t k = 0; k < x->nvs_all; k++) {
-        const qpo_result_vs *v = &x->vs_all[k];
-        json_array_append_new(list,
-                              json_pack("{ss sf sf sf sI}", "baseline", v->baseline, "diff",
-                                        v->diff.mean, "ci_low", v->diff.lo, "ci_high", v->diff.hi,
-                                        "paired_items_min", (json_int_t)v->paired_min));
-    }
+    for (size_t k = 0; k < x->nvs_all; k++)
+        json_array_append_new(
+            list, vs_json(x->vs_all[k].baseline, x->vs_all[k].diff, x->vs_all[k].paired_min));
     return list;
 }
 
@@ -98,10 +100,7 @@ static void print_json(const qpo_results *r, const weights *w) {
             num(x->mean_acc), "std_acc", num(x->std_acc), "items_min", (json_int_t)x->items_min,
             "items_max", (json_int_t)x->items_max, "distinct_prompts", num(x->distinct_prompts));
         if (x->vs)
-            json_object_set_new(row, "vs_best_baseline",
-                                json_pack("{ss sf sf sf sI}", "baseline", x->vs, "diff",
-                                          x->diff.mean, "ci_low", x->diff.lo, "ci_high", x->diff.hi,
-                                          "paired_items_min", (json_int_t)x->paired_min));
+            json_object_set_new(row, "vs_best_baseline", vs_json(x->vs, x->diff, x->paired_min));
         if (x->nvs_all)
             json_object_set_new(row, "vs_baselines", vs_list(x));
         json_array_append_new(rows, row);
