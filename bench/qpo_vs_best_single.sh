@@ -12,7 +12,7 @@
 # zero-shot takes 4.3 minutes on a quiet 2-core machine, SVAMP less; few-shot is about 20
 # times the work (20 target calls per scored pair): unfinished after 36 minutes on a 2-core VM
 # at load 15. --quick (1 seed, 60 test items) is a smoke run: 1-3 minutes per zero-shot case
-# there, 12 minutes for few-shot.
+# there, 7-12 minutes for few-shot.
 # Measured figures: bench/README.md. Not run in CI.
 #
 #   bench/qpo_vs_best_single.sh [--quick] [--data DIR] [--out DIR] [--cases "CASE..."]
