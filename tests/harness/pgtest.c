@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "db.h"
 #include "migrate.h"
@@ -139,6 +140,42 @@ const char *qpo_test_shared_data(void) {
     snprintf(path, sizeof(path), "%s", env && *env ? env : QPO_SHARED_DIR "/data");
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? path : NULL;
+}
+
+double qpo_test_time_scale(void) {
+    static double scale;
+    if (scale > 0)
+        return scale;
+    const char *env = getenv("QPO_TEST_TIME_SCALE");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        double v = strtod(env, &end);
+        if (errno || *end || !(v >= 1 && v <= 1000))
+            die("QPO_TEST_TIME_SCALE=%s: expected a number from 1 to 1000", env);
+        scale = v;
+    } else {
+        scale = QPO_TEST_TIME_SCALE_DEFAULT;
+    }
+    return scale;
+}
+
+double qpo_test_seconds(double seconds) {
+    return seconds * qpo_test_time_scale();
+}
+
+static double monotonic_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+double qpo_test_deadline(double seconds) {
+    return monotonic_s() + qpo_test_seconds(seconds);
+}
+
+bool qpo_test_before(double deadline) {
+    return monotonic_s() < deadline;
 }
 
 const char *qpo_test_binary(void) {

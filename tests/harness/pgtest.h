@@ -35,4 +35,20 @@ const char *qpo_test_shared_data(void);
 /* The path of the built qpo binary (for tests that run it as a process). */
 const char *qpo_test_binary(void);
 
+/* The factor every time limit of the tests is multiplied by: QPO_TEST_TIME_SCALE from the
+ * environment, else the build's (cmake -DQPO_TEST_TIME_SCALE, 1 unless configured; `./qpo.sh
+ * test-valgrind` raises it). A bad value aborts the test program with a message. Deadlines
+ * that guard against hangs go through it; timings a test asserts on (a client timeout that
+ * must fire, a Retry-After) do not. */
+double qpo_test_time_scale(void);
+
+/* seconds * qpo_test_time_scale(). */
+double qpo_test_seconds(double seconds);
+
+/* For polling loops that guard against a hang: a deadline qpo_test_seconds(seconds) from now
+ * on the monotonic clock, and whether that clock is still before it. A deadline, not a count
+ * of naps, because each poll (a query, a scrape) costs time of its own under valgrind. */
+double qpo_test_deadline(double seconds);
+bool qpo_test_before(double deadline);
+
 #endif

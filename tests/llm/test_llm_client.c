@@ -17,6 +17,7 @@
 
 #include "llm.h"
 #include "llm_test_server.h"
+#include "pgtest.h"
 
 #define SECRET "sk-test-SECRET-123"
 #define MAX_REC 1024
@@ -125,7 +126,7 @@ static qpo_llm_target target_for(const fixture *f) {
         .model = "test-model",
         .api_key = SECRET,
         .max_inflight = 16,
-        .timeout_ms = 10000,
+        .timeout_ms = (int)(qpo_test_seconds(10) * 1000), /* against a hang only */
         .retry_budget = 8,
         .backoff_base_ms = 1,
         .backoff_max_ms = 4,

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pgtest.h"
+
 int free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -44,13 +46,14 @@ char *http_get(int port, const char *path, long *status, double timeout_s) {
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     *status = 0;
-    for (double waited = 0; waited <= timeout_s; waited += 0.05) {
+    double end = qpo_test_deadline(timeout_s);
+    for (bool first = true; first || qpo_test_before(end); first = false) {
         buf b = {calloc(1, 1), 0};
         CURL *c = curl_easy_init();
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)qpo_test_seconds(10));
         CURLcode rc = curl_easy_perform(c);
         if (rc == CURLE_OK)
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);

@@ -9,7 +9,7 @@
 /* A loopback port free right now (bound, read, closed). */
 int free_port(void);
 /* GET http://127.0.0.1:PORT/PATH; the body (malloc'd), *status the HTTP status (0: none). Polls
- * up to timeout_s while the server is not yet listening. */
+ * up to timeout_s (scaled: qpo_test_seconds) while the server is not yet listening. */
 char *http_get(int port, const char *path, long *status, double timeout_s);
 /* The value of the sample `series` (name with its labels, exactly as printed), or -1 when the
  * text has no such line. */

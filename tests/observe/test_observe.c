@@ -32,7 +32,7 @@ static qpo_pgtest *pg;
  * scrape's text in *last (malloc'd) when asked. */
 static bool wait_sample(int port, const char *series, double want, char **last) {
     char *text = NULL;
-    for (int i = 0; i < 400; i++) {
+    for (double end = qpo_test_deadline(10); qpo_test_before(end);) {
         long status;
         free(text);
         text = http_get(port, "/metrics", &status, 5);

@@ -207,7 +207,7 @@ static void test_stopped_fetch_keeps_nothing(void **state) {
     char *args[] = {"data", "fetch", "tweet_emotion", "--from", from, "--cache", cache, NULL};
     pid_t pid = spawn_qpo(tmp, NULL, args);
     bool seen = false;
-    for (int waited = 0; !seen && waited < 20000; waited += 20) {
+    for (double end = qpo_test_deadline(20); !seen && qpo_test_before(end);) {
         seen = partial_in(dir);
         if (!seen)
             usleep(20000);

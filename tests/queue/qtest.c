@@ -80,7 +80,7 @@ bool qt_wait_for(PGconn *conn, double timeout_s, const char *cond_fmt, ...) {
     vsnprintf(cond, sizeof(cond), cond_fmt, ap);
     va_end(ap);
     snprintf(sql, sizeof(sql), "SELECT (%s)", cond);
-    double deadline = mono_s() + timeout_s;
+    double deadline = mono_s() + qpo_test_seconds(timeout_s);
     while (mono_s() < deadline) {
         PGresult *res = PQexec(conn, sql);
         bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && !strcmp(PQgetvalue(res, 0, 0), "t");
@@ -117,7 +117,7 @@ pid_t qt_worker(const char *conninfo, const char *arg, ...) {
 }
 
 int qt_wait_exit(pid_t pid, double timeout_s) {
-    double deadline = mono_s() + timeout_s;
+    double deadline = mono_s() + qpo_test_seconds(timeout_s);
     int status = 0;
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);

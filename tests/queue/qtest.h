@@ -16,7 +16,8 @@ void qt_exec(PGconn *conn, const char *sql);
 int64_t qt_int(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The first column of the first row as text (static buffer). */
 const char *qt_text(PGconn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Polls `SELECT (cond)` every 20 ms until true; false after timeout_s. */
+/* Polls `SELECT (cond)` every 20 ms until true; false after timeout_s (times the harness's
+ * qpo_test_time_scale(), as every deadline here). */
 bool qt_wait_for(PGconn *conn, double timeout_s, const char *cond_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -132,7 +132,7 @@ static void wait_job_finished(PGconn *conn, int64_t job_id) {
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM qpo.jobs WHERE id = %lld AND finished_at IS NOT NULL",
              (long long)job_id);
-    for (int i = 0; i < 1200 && db_count(conn, sql) == 0; i++) {
+    for (double end = qpo_test_deadline(120); db_count(conn, sql) == 0 && qpo_test_before(end);) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -291,7 +291,7 @@ static void test_killed_worker_leaves_nothing_and_retry_pays_once(void **state) 
     reward_db_set_target(conn, sim.base_url, "{\"max_inflight\": 4}");
     pid_t worker = worker_start(conninfo, "w-killed", "--lease 2");
     long long recorded = 0;
-    for (int i = 0; i < 6000 && recorded < PAIRS; i++) {
+    for (double end = qpo_test_deadline(30); recorded < PAIRS && qpo_test_before(end);) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
         recorded = db_count(conn, "SELECT count(*) FROM qpo.llm_calls");

@@ -290,7 +290,7 @@ static void test_submit_by_sql_notifies_and_plans(void **state) {
     free(sql);
     /* The notification carries the new id. */
     PGnotify *n = NULL;
-    for (int tries = 0; tries < 50 && !n; tries++) {
+    for (double end = qpo_test_deadline(5); !n && qpo_test_before(end);) {
         int fd = PQsocket(listener);
         fd_set set;
         FD_ZERO(&set);
@@ -566,7 +566,7 @@ static void test_enqueue_is_idempotent(void **state) {
 /* Polls until `sql` returns want (bounded: a hung scheduler fails the test, it does not
  * time it). */
 static int wait_for(const char *info, const char *sql, int64_t want) {
-    for (int i = 0; i < 600; i++) {
+    for (double end = qpo_test_deadline(30); qpo_test_before(end);) {
         qpo_err err = {0};
         PGconn *conn = qpo_db_connect(info, "test", &err);
         int64_t got = -1;

@@ -57,10 +57,11 @@ void simproc_start(simproc *p, const char *const *args) {
     build_argv(first, args, argv);
     int out[2];
     assert_int_equal(pipe(out), 0);
+    unsigned limit = (unsigned)qpo_test_seconds(300); /* a hung server must not hang the suite */
     p->pid = fork();
     assert_true(p->pid >= 0);
     if (p->pid == 0) {
-        alarm(300);               /* a hung server must not hang the suite */
+        alarm(limit);
         unsetenv("DATABASE_URL"); /* only the items the test asks for */
         dup2(out[1], 1);
         close(out[0]);
@@ -97,10 +98,11 @@ int simproc_run(const char *const *args, char *err_out, size_t err_cap) {
     build_argv(first, args, argv);
     int errp[2];
     assert_int_equal(pipe(errp), 0);
+    unsigned limit = (unsigned)qpo_test_seconds(20);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        alarm(20);
+        alarm(limit);
         unsetenv("DATABASE_URL");
         int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 1);

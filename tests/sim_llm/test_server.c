@@ -18,6 +18,7 @@
 
 #include "api.h"
 #include "faults.h"
+#include "pgtest.h"
 #include "simproc.h"
 
 static const char BODY[] =
@@ -62,7 +63,7 @@ static void post(const char *url, const char *path, const char *body, response *
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)qpo_test_seconds(30));
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -255,8 +256,10 @@ static void test_latency_with_departing_clients(void **state) {
         curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, BODY);
         curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &rs[i]);
-        /* Half the clients leave after 20 ms, long before the earliest reply (350 ms). */
-        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, i % 2 ? 20L : 30000L);
+        /* Half the clients leave after 20 ms, long before the earliest reply (350 ms); the
+         * others' limit only guards against a hang. */
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS,
+                         i % 2 ? 20L : (long)qpo_test_seconds(30) * 1000L);
         curl_multi_add_handle(m, easy[i]);
     }
     int running = 1;

@@ -117,7 +117,7 @@ static void test_sigkill_mid_training_resumes_bitwise(void **state) {
 
     pid_t w1 = worker_start(&f, "gpu-killed");
     /* Kill once epoch 2 is on disk: the worker is then inside epoch 3. */
-    for (int i = 0; i < 60000 && !exists(epoch2); i++)
+    for (double end = qpo_test_deadline(120); !exists(epoch2) && qpo_test_before(end);)
         usleep(2000);
     assert_true(exists(epoch2));
     assert_int_equal(kill(w1, SIGKILL), 0);
@@ -129,9 +129,9 @@ static void test_sigkill_mid_training_resumes_bitwise(void **state) {
 
     /* The second worker reaps the expired lease and runs attempt 2. */
     pid_t w2 = worker_start(&f, "gpu-retry");
-    for (int i = 0; i < 1200 && db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state IN "
-                                              "('succeeded', 'dead')") == 0;
-         i++)
+    for (double end = qpo_test_deadline(120);
+         db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state IN ('succeeded', 'dead')") == 0 &&
+         qpo_test_before(end);)
         usleep(100000);
     assert_int_equal(kill(w2, SIGTERM), 0);
     assert_int_equal(wait_exit(w2), 0);
@@ -213,9 +213,9 @@ static void test_two_hosts_share_only_postgres(void **state) {
     db_ok(f.conn, sql);
     pid_t w[2] = {worker_start_at(&f, "host-a", host_a, "pg"),
                   worker_start_at(&f, "host-b", host_b, "pg")};
-    for (int i = 0; i < 60000 && db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoint_epochs "
-                                               "WHERE epoch >= 2") == 0;
-         i++)
+    for (double end = qpo_test_deadline(120);
+         db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoint_epochs WHERE epoch >= 2") == 0 &&
+         qpo_test_before(end);)
         usleep(2000);
     char *owner = db_str(f.conn, "SELECT lease_owner FROM qpo.jobs WHERE state = 'running'");
     int victim = !strcmp(owner, "host-b");
@@ -224,9 +224,9 @@ static void test_two_hosts_share_only_postgres(void **state) {
     assert_int_equal(wait_exit(w[victim]), 128 + SIGKILL);
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints"), 0);
 
-    for (int i = 0; i < 1200 && db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state IN "
-                                              "('succeeded', 'dead')") == 0;
-         i++)
+    for (double end = qpo_test_deadline(120);
+         db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state IN ('succeeded', 'dead')") == 0 &&
+         qpo_test_before(end);)
         usleep(100000);
     assert_int_equal(kill(w[!victim], SIGTERM), 0);
     assert_int_equal(wait_exit(w[!victim]), 0);
