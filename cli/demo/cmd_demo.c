@@ -39,7 +39,9 @@ static void usage(FILE *out) {
             "  --config FILE   another experiment config (default: the built-in\n"
             "                  config/experiments/demo.json); its targets are simulated\n"
             "  --data DIR      the data folder to import from (default $QPO_DATA_DIR, else\n"
-            "                  ../shared/data, else the qpo data fetch cache, when present)\n");
+            "                  ../shared/data, else the qpo data fetch cache, when present)\n\n"
+            "QPO_DEMO_SIM_START_S in the environment: the seconds the simulator may take to\n"
+            "start (default 10).\n");
 }
 
 typedef struct demo_opts {
@@ -194,7 +196,9 @@ int qpo_cmd_demo(int argc, char **argv) {
     if (prc)
         return prc == 1 ? 0 : prc;
     qpo_err err = {0};
-    demo_ctx d = {.out = o.out};
+    demo_ctx d = {.out = o.out, .sim_start_s = demo_sim_start_s(&err)};
+    if (d.sim_start_s < 0)
+        return qpo_err_print(&err);
     static char data_dir[2048];
     if (qpo_data_dir(o.data, data_dir, sizeof(data_dir), &err) < 0)
         return qpo_err_print(&err);

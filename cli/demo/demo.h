@@ -22,7 +22,12 @@ typedef struct demo_ctx {
     long long experiment;
     demo_child children[DEMO_MAX_CHILDREN];
     size_t nchildren;
+    int sim_start_s; /* how long a simulator may take to print its address */
 } demo_ctx;
+
+/* The simulators' start-up limit: 10 s, or QPO_DEMO_SIM_START_S where start-up is slow on
+ * purpose (the tests under valgrind). -1 with err set when the variable is not whole seconds. */
+int demo_sim_start_s(qpo_err *err);
 
 /* Migrates and imports each task's data (from --data when not imported yet) and, for d0
  * "import", the released D_0 the data folder holds for a task and setting. */

@@ -15,7 +15,7 @@
 #include "datafiles.h"
 #include "db.h"
 
-#define SIM_START_MS 10000
+#define SIM_START_S 10
 #define POLL_MS 1000
 #define PROGRESS_EVERY_S 15
 
@@ -161,9 +161,31 @@ static demo_child *new_child(demo_ctx *d, const char *name, qpo_err *err) {
     return c;
 }
 
+int demo_sim_start_s(qpo_err *err) {
+    const char *env = getenv("QPO_DEMO_SIM_START_S");
+    if (!env || !*env)
+        return SIM_START_S;
+    char *end;
+    errno = 0;
+    long v = strtol(env, &end, 10);
+    if (errno || *end || v < 1 || v > 86400) {
+        qpo_err_set(err, QPO_EXIT_USAGE, "QPO_DEMO_SIM_START_S=%s: expected whole seconds", env);
+        qpo_err_detail(err, "from 1 to 86400");
+        return -1;
+    }
+    return (int)v;
+}
+
+static double monotonic_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 /* The first line the simulator prints is its base URL; wait for it. */
-static int read_address(demo_child *c, const char *addr_file, char *url, size_t n, qpo_err *err) {
-    for (int waited = 0; waited < SIM_START_MS; waited += 50) {
+static int read_address(const demo_ctx *d, demo_child *c, const char *addr_file, char *url,
+                        size_t n, qpo_err *err) {
+    for (double end = monotonic_s() + d->sim_start_s; monotonic_s() < end;) {
         FILE *f = fopen(addr_file, "r");
         if (f) {
             bool got = fgets(url, (int)n, f) && strchr(url, '\n');
@@ -204,7 +226,7 @@ int demo_start_simulators(demo_ctx *d, qpo_err *err) {
                         (char *)(model ? model : "qpo-sim"),
                         NULL};
         if (demo_spawn(c, argv, addr_file, err) < 0 ||
-            read_address(c, addr_file, url, sizeof(url) - 4, err) < 0)
+            read_address(d, c, addr_file, url, sizeof(url) - 4, err) < 0)
             return -1;
         size_t len = strlen(url);
         if (len && url[len - 1] == '/')

@@ -17,8 +17,12 @@ pid_t demo_start(char *const args[], const char *log) {
     for (int i = 0; args[i] && n < 23; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
+    /* The demo's own limit on the simulator's start-up, scaled as the tests' are. */
+    char sim_start[32];
+    snprintf(sim_start, sizeof sim_start, "%.0f", qpo_test_seconds(10));
     pid_t pid = fork();
     if (pid == 0) {
+        setenv("QPO_DEMO_SIM_START_S", sim_start, 1);
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
             _exit(127);

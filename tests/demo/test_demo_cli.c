@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <libpq-fe.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,36 @@ static void test_unreadable_config_makes_nothing(void **state) {
     free(text);
     struct stat st;
     assert_int_equal(stat(out, &st), -1);
+}
+
+/* The simulators' start-up limit from the environment: refused before anything is made. */
+static void test_bad_sim_start_limit_makes_nothing(void **state) {
+    (void)state;
+    char out[128], log[128];
+    snprintf(out, sizeof(out), "%s/out-limit", tmp);
+    snprintf(log, sizeof(log), "%s/log-limit", tmp);
+    char *args[] = {"--out", out, NULL};
+    const char *bad[] = {"abc", "0", "10s", "-5"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("QPO_DEMO_SIM_START_S", bad[i], 1);
+        pid_t pid = fork();
+        if (pid == 0) {
+            /* demo_start sets the variable to the scaled limit: exec the demo directly. */
+            int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            execl(qpo_test_binary(), qpo_test_binary(), "demo", args[0], args[1], (char *)NULL);
+            _exit(127);
+        }
+        unsetenv("QPO_DEMO_SIM_START_S");
+        assert_int_equal(demo_wait_exit(pid), 2);
+        char *text = demo_slurp(log);
+        assert_non_null(strstr(text, "QPO_DEMO_SIM_START_S"));
+        assert_non_null(strstr(text, bad[i]));
+        free(text);
+        struct stat st;
+        assert_int_equal(stat(out, &st), -1);
+    }
 }
 
 static void test_refused_config_fails_with_submits_error(void **state) {
@@ -141,7 +172,7 @@ static void test_ctrl_c_stops_children_and_cluster(void **state) {
     char *args[] = {"--out", out, "--data", (char *)data, NULL};
     pid_t pid = demo_start(args, log);
     bool waiting = false;
-    for (int i = 0; i < 3000 && !waiting && !exited(pid); i++) {
+    for (double end = qpo_test_deadline(300); !waiting && !exited(pid) && qpo_test_before(end);) {
         char *text = demo_slurp(log);
         waiting = strstr(text, "waiting for experiment") != NULL;
         free(text);
@@ -171,6 +202,7 @@ static void test_ctrl_c_stops_children_and_cluster(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unreadable_config_makes_nothing),
+        cmocka_unit_test(test_bad_sim_start_limit_makes_nothing),
         cmocka_unit_test(test_refused_config_fails_with_submits_error),
         cmocka_unit_test(test_ctrl_c_stops_children_and_cluster),
     };
