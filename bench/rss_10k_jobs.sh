@@ -44,11 +44,20 @@ wait_done() {
 }
 
 # --- worker ---
-enqueue "$jobs"
+# Each process is sampled once connected, before its work arrives: a fixed sleep sampled a
+# process still loading on a busy machine (5.6 MB instead of 14.7 MB at load 12).
+connected() {
+  until [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '$1%'")" -gt 0 ]; do
+    kill -0 "$2" 2>/dev/null || { echo "rss_10k_jobs: $1 exited:" >&2; cat "$tmp"/*.log >&2; exit 1; }
+    sleep 0.1
+  done
+  sleep 0.5
+}
 "$qpo" worker --class cpu --kinds noop --name rss --concurrency 4 --poll 0.2 2>"$tmp/worker.log" &
 w=$!; pids+=("$w")
-sleep 0.5
+connected "qpo worker rss" "$w"
 echo "worker    after start-up          RSS $(rss "$w") kB"
+enqueue "$jobs"
 wait_done 1000
 echo "worker    after 1,000 jobs        RSS $(rss "$w") kB"
 wait_done "$jobs"
@@ -65,11 +74,11 @@ cat >"$tmp/exp.json" <<EOF
  "targets": [{"name": "sim", "base_url": "http://127.0.0.1:9/v1", "model": "qpo-sim"}],
  "policy": {"size": "tiny", "init": "scratch", "tokenizer": "bytes"}, "d0": {"source": "import"}}
 EOF
-"$qpo" submit "$tmp/exp.json" >/dev/null
 "$qpo" scheduler --poll-ms 20 2>"$tmp/scheduler.log" &
 s=$!; pids+=("$s")
-sleep 0.3
+connected "qpo scheduler" "$s"
 echo "scheduler after start-up          RSS $(rss "$s") kB"
+"$qpo" submit "$tmp/exp.json" >/dev/null
 while [ "$(sql "SELECT count(*) FROM qpo.experiments WHERE state IN ('planned', 'running', 'failed')")" -lt 1 ]; do
   sleep 0.2
 done
