@@ -126,7 +126,9 @@ static qpo_llm_target target_for(const fixture *f) {
         .model = "test-model",
         .api_key = SECRET,
         .max_inflight = 16,
-        .timeout_ms = (int)(qpo_test_seconds(10) * 1000), /* against a hang only */
+        /* Against a hang only; the connect phase includes 300 TLS handshakes at once. */
+        .connect_timeout_ms = (int)(qpo_test_seconds(10) * 1000),
+        .timeout_ms = (int)(qpo_test_seconds(10) * 1000),
         .retry_budget = 8,
         .backoff_base_ms = 1,
         .backoff_max_ms = 4,
