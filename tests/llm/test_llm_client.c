@@ -419,6 +419,10 @@ static void test_hundreds_in_flight(void **state) {
     qpo_llm_client_free(f->c);
     qpo_llm_target t = target_for(f);
     t.max_inflight = MANY;
+    /* Every request waits behind the barrier until 256 connections are up: the first one's
+     * guard must cover them all, 256 TLS handshakes in this one process under valgrind
+     * included (an attempt that times out is sent again, and counted twice below). */
+    t.connect_timeout_ms = t.timeout_ms = (int)(qpo_test_seconds(60) * 1000);
     open_client(f, &t, false);
     /* The server answers nobody until 256 requests wait at once. */
     ts_set_barrier(f->srv, 256);
