@@ -253,7 +253,7 @@ static void wait_backends_gone(PGconn *conn, const char *application_name) {
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'",
              application_name);
-    for (int i = 0; i < 1000 && db_count(conn, sql) > 0; i++) {
+    for (double end = qpo_test_deadline(10); db_count(conn, sql) > 0 && qpo_test_before(end);) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
