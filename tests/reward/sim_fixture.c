@@ -273,3 +273,18 @@ PGconn *reward_db_setup(qpo_pgtest *pg, const char *data_dir, const char *settin
     free(id);
     return conn;
 }
+
+void sim_serve(sim_proc *sim, PGconn *conn, const char *conninfo, const char *flags,
+               const char *config_json) {
+    sim_start(sim, conninfo, flags);
+    reward_db_set_target(conn, sim->base_url, config_json);
+}
+
+const char *shared_data_or_skip(void) {
+    const char *data = qpo_test_shared_data();
+    if (!data) {
+        fprintf(stderr, "skipped: ../shared/data is absent (the data sets and prompts)\n");
+        skip();
+    }
+    return data;
+}

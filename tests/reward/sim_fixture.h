@@ -41,6 +41,14 @@ PGconn *reward_db_setup(qpo_pgtest *pg, const char *data_dir, const char *settin
 /* Points target 'sim' at the simulator. */
 void reward_db_set_target(PGconn *conn, const char *base_url, const char *config_json);
 
+/* sim_start, then target 'sim' pointed at it with config_json: the simulator reads the task
+ * items when it starts, so tests call this after adding theirs. */
+void sim_serve(sim_proc *sim, PGconn *conn, const char *conninfo, const char *flags,
+               const char *config_json);
+
+/* ../shared/data, or the calling test is skipped (cmocka's skip() from inside the test body). */
+const char *shared_data_or_skip(void);
+
 /* Runs SQL, failing the test on error; scalar returns the first cell (malloc'd; "NULL"). */
 void db_exec_ok(PGconn *conn, const char *sql);
 char *db_scalar(PGconn *conn, const char *sql);

@@ -43,11 +43,7 @@ static void run_ok(const char *conninfo, const char *const *argv) {
 
 static void test_default_collections_build_d0_through_the_scheduler(void **state) {
     (void)state;
-    const char *data = qpo_test_shared_data();
-    if (!data) {
-        fprintf(stderr, "skipped: ../shared/data is absent (prompts and TweetEval needed)\n");
-        skip();
-    }
+    const char *data = shared_data_or_skip();
     char *info = strdup(qpo_pgtest_new_db(pg));
     char files[3][1024];
     const char *names[3] = {"train", "val", "test"};

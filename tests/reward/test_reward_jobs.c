@@ -109,10 +109,6 @@ static void assert_rewards_consistent(PGconn *conn, int n_pairs) {
                      0);
 }
 
-static const char *data_dir_or_skip(void) {
-    return qpo_test_shared_data();
-}
-
 static void assert_job_succeeded(PGconn *conn, int64_t job_id, int min_attempt) {
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT state || ':' || attempt FROM qpo.jobs WHERE id = %lld",
@@ -152,10 +148,7 @@ static json_t *job_result(PGconn *conn, int64_t job_id) {
 
 static void test_reward_job_completes_through_30_percent_faults(void **state) {
     (void)state;
-    const char *data = data_dir_or_skip();
-    if (!data) {
-        skip(); /* ../shared/data absent: the TweetEval items come from there */
-    }
+    const char *data = shared_data_or_skip();
     enum { PAIRS = 1000 };
     char *conninfo;
     int64_t job_id;
@@ -216,8 +209,7 @@ static void test_reward_job_completes_through_30_percent_faults(void **state) {
                                 "\"loop\": 1, \"batch\": 0}', 2) RETURNING id");
     int64_t job2 = atoll(id2);
     free(id2);
-    sim_start(&sim, conninfo, "");
-    reward_db_set_target(conn, sim.base_url, "{\"max_inflight\": 64, \"retry_budget\": 6}");
+    sim_serve(&sim, conn, conninfo, "", "{\"max_inflight\": 64, \"retry_budget\": 6}");
     worker = worker_start(conninfo, "w-rerun", "--exit-when-idle --backoff-ms 10,100");
     assert_int_equal(proc_wait(worker), 0);
     sim_stop(&sim);
@@ -270,10 +262,7 @@ static char *rewards_fingerprint(PGconn *conn) {
 
 static void test_killed_worker_leaves_nothing_and_retry_pays_once(void **state) {
     (void)state;
-    const char *data = data_dir_or_skip();
-    if (!data) {
-        skip(); /* ../shared/data absent */
-    }
+    const char *data = shared_data_or_skip();
     enum { PAIRS = 300 };
     /* Reference: the same batch, uninterrupted, run in this process. */
     char *ref_info;
@@ -283,8 +272,7 @@ static void test_killed_worker_leaves_nothing_and_retry_pays_once(void **state) 
     int64_t job_id;
     PGconn *conn = reward_db_setup(pg, data, "zero_shot", PAIRS, &conninfo, &job_id);
     sim_proc sim = {0};
-    sim_start(&sim, ref_info, "--latency-ms 4");
-    reward_db_set_target(ref, sim.base_url, "{\"max_inflight\": 64}");
+    sim_serve(&sim, ref, ref_info, "--latency-ms 4", "{\"max_inflight\": 64}");
     json_decref(run_until_done(ref_info, ref_job, 1));
 
     /* Few in flight, so the kill lands mid-batch; a short lease, so the restart reclaims. */

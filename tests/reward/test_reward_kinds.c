@@ -131,10 +131,7 @@ static void add_tweets(PGconn *conn, const char *data, const char *file, const c
 
 static void test_few_shot_reward_uses_five_demo_sets(void **state) {
     (void)state;
-    const char *data = qpo_test_shared_data();
-    if (!data) {
-        skip(); /* ../shared/data absent */
-    }
+    const char *data = shared_data_or_skip();
     char *info;
     PGconn *conn = base_db(&info, "tweet_emotion", "few_shot");
     add_tweets(conn, data, "val", "collect", 0, 20);
@@ -144,8 +141,7 @@ static void test_few_shot_reward_uses_five_demo_sets(void **state) {
                      "tweet.' ELSE 'Which emotion best describes the tweet?' END "
                      "FROM generate_series(0, 19) i");
     sim_proc sim = {0};
-    sim_start(&sim, info, "");
-    reward_db_set_target(conn, sim.base_url, "{}");
+    sim_serve(&sim, conn, info, "", "{}");
     json_t *result = run_job(info, qpo_reward_job_reward, "{\"run_id\":1,\"loop\":2,\"batch\":3}");
     assert_int_equal(json_integer_value(json_object_get(result, "requests")), 20 * 5 * 4);
     json_decref(result);
@@ -232,10 +228,7 @@ static void add_gsm8k(PGconn *conn, const char *data, const char *split, int n) 
 
 static void test_math_reward_extracts_and_scores_the_completion(void **state) {
     (void)state;
-    const char *data = qpo_test_shared_data();
-    if (!data) {
-        skip(); /* ../shared/data absent */
-    }
+    const char *data = shared_data_or_skip();
     char *info;
     PGconn *conn = base_db(&info, "gsm8k", "zero_shot");
     add_gsm8k(conn, data, "collect", 40);
@@ -243,8 +236,7 @@ static void test_math_reward_extracts_and_scores_the_completion(void **state) {
                      "SELECT 1, 1, 'collect', 0, i, (ARRAY['Let''s think step by step: ', "
                      "'The answer is:'])[1 + i % 2] FROM generate_series(0, 39) i");
     sim_proc sim = {0};
-    sim_start(&sim, info, "");
-    reward_db_set_target(conn, sim.base_url, "{}");
+    sim_serve(&sim, conn, info, "", "{}");
     json_t *result = run_job(info, qpo_reward_job_reward, "{\"run_id\":1,\"loop\":1,\"batch\":0}");
     json_decref(result);
     sim_stop(&sim);
@@ -288,10 +280,7 @@ static void test_math_reward_extracts_and_scores_the_completion(void **state) {
 
 static void test_score_jobs_baseline_and_policy_prompts(void **state) {
     (void)state;
-    const char *data = qpo_test_shared_data();
-    if (!data) {
-        skip(); /* ../shared/data absent */
-    }
+    const char *data = shared_data_or_skip();
     char *info;
     PGconn *conn = base_db(&info, "tweet_emotion", "zero_shot");
     add_tweets(conn, data, "val", "test", 0, 120);
@@ -299,8 +288,7 @@ static void test_score_jobs_baseline_and_policy_prompts(void **state) {
                      "SELECT 1, 1, 'test', 0, s.item_id, 'Classify the tweet.' "
                      "FROM qpo.test_sample('tweet_emotion', 0, 40) s");
     sim_proc sim = {0};
-    sim_start(&sim, info, "");
-    reward_db_set_target(conn, sim.base_url, "{}");
+    sim_serve(&sim, conn, info, "", "{}");
     const char *base = "{\"run_id\":1,\"loop\":0,\"shard\":%d,\"shards\":2,\"source\":"
                        "\"baseline:manual\",\"prompt\":\"Classify the tweet.\"}";
     double acc_sum = 0;
@@ -348,8 +336,7 @@ static void test_score_jobs_baseline_and_policy_prompts(void **state) {
     run_job_expect_fatal(info, qpo_reward_job_reward, "{\"run_id\":9,\"loop\":1,\"batch\":0}",
                          "no run 9");
     /* An empty baseline prompt is InstructEval's no_instruction: scored, not refused. */
-    sim_start(&sim, info, "");
-    reward_db_set_target(conn, sim.base_url, "{}");
+    sim_serve(&sim, conn, info, "", "{}");
     json_decref(run_job(info, qpo_reward_job_score,
                         "{\"run_id\":1,\"loop\":0,\"shard\":0,\"shards\":2,\"source\":"
                         "\"baseline:no_instruction\",\"prompt\":\"\"}"));
@@ -365,10 +352,7 @@ static void test_score_jobs_baseline_and_policy_prompts(void **state) {
  * frequent test prompt, and every source prompt for the oracle (ranked as in D_0). */
 static void test_score_jobs_chosen_prompts(void **state) {
     (void)state;
-    const char *data = qpo_test_shared_data();
-    if (!data) {
-        skip(); /* ../shared/data absent */
-    }
+    const char *data = shared_data_or_skip();
     char *info;
     PGconn *conn = base_db(&info, "tweet_emotion", "zero_shot");
     add_tweets(conn, data, "val", "test", 0, 120);
@@ -386,8 +370,7 @@ static void test_score_jobs_chosen_prompts(void **state) {
                "SELECT 1, 1, 'test', 0, s.item_id, CASE WHEN s.ord < 25 THEN "
                "'Mostly this.' ELSE 'Else.' END FROM qpo.test_sample('tweet_emotion', 0, 40) s");
     sim_proc sim = {0};
-    sim_start(&sim, info, "");
-    reward_db_set_target(conn, sim.base_url, "{}");
+    sim_serve(&sim, conn, info, "", "{}");
     json_t *r = run_job(info, qpo_reward_job_score,
                         "{\"run_id\":1,\"loop\":0,\"shard\":0,\"shards\":2,\"source\":"
                         "\"baseline:best_single\",\"select\":\"best_single\"}");
@@ -449,17 +432,13 @@ static void test_score_jobs_chosen_prompts(void **state) {
 
 static void test_d0_job_scores_instructeval_prompts(void **state) {
     (void)state;
-    const char *data = qpo_test_shared_data();
-    if (!data) {
-        skip(); /* ../shared/data absent */
-    }
+    const char *data = shared_data_or_skip();
     char *info;
     PGconn *conn = base_db(&info, "tweet_emotion", "zero_shot");
     db_exec_ok(conn, "DELETE FROM qpo.d0_records");
     add_tweets(conn, data, "train", "train", 0, 200);
     sim_proc sim = {0};
-    sim_start(&sim, info, "");
-    reward_db_set_target(conn, sim.base_url, "{}");
+    sim_serve(&sim, conn, info, "", "{}");
     char payload[4096];
     snprintf(payload, sizeof payload,
              "{\"task\":\"tweet_emotion\",\"setting\":\"zero_shot\",\"target\":\"sim\","
@@ -512,16 +491,12 @@ static bool stop_soon(void *arg) {
 
 static void test_cancelled_job_writes_nothing_but_its_calls(void **state) {
     (void)state;
-    const char *data = qpo_test_shared_data();
-    if (!data) {
-        skip(); /* ../shared/data absent */
-    }
+    const char *data = shared_data_or_skip();
     char *info;
     int64_t job_id;
     PGconn *conn = reward_db_setup(pg, data, "zero_shot", 200, &info, &job_id);
     sim_proc sim = {0};
-    sim_start(&sim, info, "--latency-ms 20");
-    reward_db_set_target(conn, sim.base_url, "{\"max_inflight\": 4}");
+    sim_serve(&sim, conn, info, "--latency-ms 20", "{\"max_inflight\": 4}");
     int ticks = 0;
     qpo_reward_env env = {.conn = conn,
                           .job_id = job_id,
@@ -569,16 +544,12 @@ static bool terminate_job_backend(void *arg) {
 
 static void test_lost_database_stops_paying_and_retries(void **state) {
     (void)state;
-    const char *data = qpo_test_shared_data();
-    if (!data) {
-        skip(); /* ../shared/data absent */
-    }
+    const char *data = shared_data_or_skip();
     char *info;
     int64_t job_id;
     PGconn *conn = reward_db_setup(pg, data, "zero_shot", 200, &info, &job_id);
     sim_proc sim = {0};
-    sim_start(&sim, info, "--latency-ms 20");
-    reward_db_set_target(conn, sim.base_url, "{\"max_inflight\": 4}");
+    sim_serve(&sim, conn, info, "--latency-ms 20", "{\"max_inflight\": 4}");
     qpo_err err = {0};
     PGconn *job_conn = qpo_db_connect(info, "victim", &err);
     assert_non_null(job_conn);
@@ -622,17 +593,13 @@ static void test_lost_database_stops_paying_and_retries(void **state) {
  * sampled query, kept or not. Math D_0 comes from Prompt-OIRL's training prompts. */
 static void test_d0_few_shot_filter_and_math_prompts(void **state) {
     (void)state;
-    const char *data = qpo_test_shared_data();
-    if (!data) {
-        skip(); /* ../shared/data absent */
-    }
+    const char *data = shared_data_or_skip();
     char *info;
     PGconn *conn = base_db(&info, "tweet_emotion", "few_shot");
     db_exec_ok(conn, "DELETE FROM qpo.d0_records");
     add_tweets(conn, data, "train", "train", 0, 100);
     sim_proc sim = {0};
-    sim_start(&sim, info, "");
-    reward_db_set_target(conn, sim.base_url, "{}");
+    sim_serve(&sim, conn, info, "", "{}");
     char payload[4096];
     snprintf(payload, sizeof payload,
              "{\"task\":\"tweet_emotion\",\"setting\":\"few_shot\",\"target\":\"sim\","
