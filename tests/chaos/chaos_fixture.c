@@ -87,14 +87,6 @@ static pid_t spawn(chaos_exp *e, char *const argv[], const char *log, int out_fd
     return pid;
 }
 
-static int wait_exit(pid_t pid) {
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 int chaos_qpo(chaos_exp *e, const char *const args[]) {
     char *argv[24];
     int n = 0;
@@ -106,7 +98,7 @@ int chaos_qpo(chaos_exp *e, const char *const args[]) {
     argv[n] = NULL;
     char log[320];
     snprintf(log, sizeof log, "%s/logs/cli.log", e->dir);
-    return wait_exit(spawn(e, argv, log, -1));
+    return qpo_test_wait_exit(spawn(e, argv, log, -1));
 }
 
 static void write_config(const char *path, const char *base_url, const chaos_size *s,
@@ -214,7 +206,7 @@ int chaos_stop(chaos_exp *e, chaos_role r, int sig) {
     if (e->pid[r] <= 0)
         return 0;
     kill(e->pid[r], sig);
-    int rc = wait_exit(e->pid[r]);
+    int rc = qpo_test_wait_exit(e->pid[r]);
     e->pid[r] = 0;
     return rc;
 }
@@ -342,7 +334,7 @@ long long chaos_sim_stop(chaos_sim *s) {
     if (s->pid <= 0)
         return -1;
     kill(s->pid, SIGTERM);
-    wait_exit(s->pid);
+    qpo_test_wait_exit(s->pid);
     s->pid = 0;
     long long n = -1;
     FILE *f = fopen(s->log, "r");

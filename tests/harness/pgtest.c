@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "db.h"
@@ -181,4 +182,12 @@ bool qpo_test_before(double deadline) {
 const char *qpo_test_binary(void) {
     const char *env = getenv("QPO_BINARY");
     return env && *env ? env : QPO_BINARY_PATH;
+}
+
+int qpo_test_wait_exit(pid_t pid) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

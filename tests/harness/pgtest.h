@@ -6,6 +6,7 @@
  * migrated template database each test clones. Failures abort the test program. */
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 typedef struct qpo_pgtest qpo_pgtest;
 
@@ -34,6 +35,9 @@ const char *qpo_test_shared_data(void);
 
 /* The path of the built qpo binary (for tests that run it as a process). */
 const char *qpo_test_binary(void);
+
+/* Waits for a child process; its exit status, 128 + the signal that ended it, or -1. */
+int qpo_test_wait_exit(pid_t pid);
 
 /* The factor every time limit of the tests is multiplied by: QPO_TEST_TIME_SCALE from the
  * environment, else the build's (cmake -DQPO_TEST_TIME_SCALE, 1 unless configured; `./qpo.sh

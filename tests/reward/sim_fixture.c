@@ -154,13 +154,7 @@ pid_t worker_start(const char *conninfo, const char *name, const char *flags) {
 
 int proc_wait(pid_t pid) {
     untrack(pid);
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            return -1;
-        }
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return qpo_test_wait_exit(pid);
 }
 
 void sim_stop(sim_proc *sim) {

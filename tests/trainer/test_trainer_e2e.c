@@ -36,14 +36,6 @@ static pid_t spawn(char *const argv[], const char *ckpt_dir, int out_fd) {
     return pid;
 }
 
-static int wait_exit(pid_t pid) {
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 static int run_qpo(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5,
                    const char *a6, const char *conninfo) {
     const char *args[] = {a1, a2, a3, a4, a5, a6};
@@ -55,7 +47,7 @@ static int run_qpo(const char *a1, const char *a2, const char *a3, const char *a
     argv[n++] = "--db";
     argv[n++] = (char *)conninfo;
     argv[n] = NULL;
-    return wait_exit(spawn(argv, NULL, -1));
+    return qpo_test_wait_exit(spawn(argv, NULL, -1));
 }
 
 /* qpo sim-llm on a free port; its base address (printed when ready) into url. */
@@ -161,10 +153,10 @@ static void test_experiment_end_to_end(void **state) {
                         f.conninfo,
                         NULL};
     pid_t gpu = spawn(gpu_argv, f.ckpt_root, -1), cpu = spawn(cpu_argv, NULL, -1);
-    assert_int_equal(wait_exit(gpu), 0);
-    assert_int_equal(wait_exit(cpu), 0);
+    assert_int_equal(qpo_test_wait_exit(gpu), 0);
+    assert_int_equal(qpo_test_wait_exit(cpu), 0);
     kill(sim, SIGTERM);
-    wait_exit(sim);
+    qpo_test_wait_exit(sim);
     assert_int_equal(run_qpo("scheduler", "--once", NULL, NULL, NULL, NULL, f.conninfo), 0);
 
     char *why = db_str(f.conn, "SELECT string_agg(kind || ' ' || state || ': ' || "

@@ -49,14 +49,6 @@ static pid_t worker_start(const tfx *f, const char *name) {
     return worker_start_at(f, name, f->ckpt_root, "dir");
 }
 
-static int wait_exit(pid_t pid) {
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 static int exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -121,7 +113,7 @@ static void test_sigkill_mid_training_resumes_bitwise(void **state) {
         usleep(2000);
     assert_true(exists(epoch2));
     assert_int_equal(kill(w1, SIGKILL), 0);
-    assert_int_equal(wait_exit(w1), 128 + SIGKILL);
+    assert_int_equal(qpo_test_wait_exit(w1), 128 + SIGKILL);
     assert_false(exists(final));
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints"), 0);
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state = 'running'"), 1);
@@ -134,7 +126,7 @@ static void test_sigkill_mid_training_resumes_bitwise(void **state) {
          qpo_test_before(end);)
         usleep(100000);
     assert_int_equal(kill(w2, SIGTERM), 0);
-    assert_int_equal(wait_exit(w2), 0);
+    assert_int_equal(qpo_test_wait_exit(w2), 0);
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.jobs WHERE state = 'succeeded' "
                                    "AND attempt = 2"),
                      1);
@@ -221,7 +213,7 @@ static void test_two_hosts_share_only_postgres(void **state) {
     int victim = !strcmp(owner, "host-b");
     assert_true(victim || !strcmp(owner, "host-a"));
     assert_int_equal(kill(w[victim], SIGKILL), 0);
-    assert_int_equal(wait_exit(w[victim]), 128 + SIGKILL);
+    assert_int_equal(qpo_test_wait_exit(w[victim]), 128 + SIGKILL);
     assert_int_equal(db_ll(f.conn, "SELECT count(*) FROM qpo.checkpoints"), 0);
 
     for (double end = qpo_test_deadline(120);
@@ -229,7 +221,7 @@ static void test_two_hosts_share_only_postgres(void **state) {
          qpo_test_before(end);)
         usleep(100000);
     assert_int_equal(kill(w[!victim], SIGTERM), 0);
-    assert_int_equal(wait_exit(w[!victim]), 0);
+    assert_int_equal(qpo_test_wait_exit(w[!victim]), 0);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM qpo.jobs WHERE state = 'succeeded' AND attempt = 2 AND "
              "(result->>'resumed_from_epoch')::int >= 2 AND (SELECT worker FROM qpo.job_events "
