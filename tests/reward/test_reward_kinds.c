@@ -483,10 +483,10 @@ static void test_d0_job_scores_instructeval_prompts(void **state) {
     free(info);
 }
 
-/* Stops at the loop's second stop check (about 400 ms in). */
-static bool stop_soon(void *arg) {
-    int *ticks = arg;
-    return ++*ticks >= 2;
+/* Stops at the first stop check that finds an answered call recorded: mid-batch however fast
+ * or slow the calls are (a fixed number of checks let the batch finish first under valgrind). */
+static bool stop_once_answered(void *arg) {
+    return db_count(arg, "SELECT count(*) FROM qpo.llm_calls WHERE status = 'ok'") > 0;
 }
 
 static void test_cancelled_job_writes_nothing_but_its_calls(void **state) {
@@ -495,19 +495,24 @@ static void test_cancelled_job_writes_nothing_but_its_calls(void **state) {
     char *info;
     int64_t job_id;
     PGconn *conn = reward_db_setup(pg, data, "zero_shot", 200, &info, &job_id);
+    /* Calls slowed with the tests' time scale, so the batch still runs at the stop. */
+    char latency[48];
+    snprintf(latency, sizeof latency, "--latency-ms %.0f", 1000 * qpo_test_seconds(0.02));
     sim_proc sim = {0};
-    sim_serve(&sim, conn, info, "--latency-ms 20", "{\"max_inflight\": 4}");
-    int ticks = 0;
+    sim_serve(&sim, conn, info, latency, "{\"max_inflight\": 4}");
+    qpo_err err = {0};
+    PGconn *probe = qpo_db_connect(info, "stop-probe", &err);
+    assert_non_null(probe);
     qpo_reward_env env = {.conn = conn,
                           .job_id = job_id,
                           .job_attempt = 1,
                           .worker = "w",
-                          .should_stop = stop_soon,
-                          .stop_arg = &ticks};
+                          .should_stop = stop_once_answered,
+                          .stop_arg = probe};
     json_t *payload = json_pack("{s:i,s:i,s:i}", "run_id", 1, "loop", 1, "batch", 0);
     qpo_job_outcome out = {0};
-    qpo_err err = {0};
     assert_int_equal(qpo_reward_job_reward(&env, payload, &out, &err), QPO_JOB_CANCELLED);
+    PQfinish(probe);
     assert_false(qpo_outcome_has_output(&out));
     assert_null(out.result);
     sim_stop(&sim);
